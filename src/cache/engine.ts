@@ -1,0 +1,319 @@
+/**
+ * The cache engine: evaluates the network one unit at a time for the denoising loop, asking the policy, per step
+ * and unit, whether to compute, reuse or forecast. It applies the current step's gate to cached pre-gate values,
+ * falls back to computing when a cached tensor holds NaN/Inf, and records what ran for the run report.
+ */
+import type { Tensor } from "onnxruntime-common";
+import { DittoError } from "../errors.ts";
+import { planRange } from "../model/plan.ts";
+import type { DiT } from "../runtime/dit.ts";
+import { feedsFor, type ModelCall } from "../runtime/model-inputs.ts";
+import type { Segment, TensorStore } from "../runtime/segment.ts";
+import { isAllFinite, residualAdd, subtract } from "../runtime/tensor-ops.ts";
+import {
+  type DenoiseRequest,
+  denoise,
+  type NetworkEvaluator,
+  type Pass,
+  type StepContext,
+  type StepResult,
+} from "../sampling/denoise.ts";
+import type {
+  CachePolicy,
+  Decision,
+  ModelInfo,
+  PolicyState,
+  RunContext,
+  StepView,
+  TapName,
+  UnitSpec,
+} from "./policy.ts";
+
+export interface StepTrace {
+  step: number;
+  pass: Pass;
+  time: number;
+  /** One letter per unit: C computed, R reused, F forecast, N non-finite cached value recomputed. */
+  decisions: string;
+  /** FLOPs per sample done in this evaluation. */
+  flops: number;
+}
+
+export interface RunReport {
+  policy: string;
+  spec: string;
+  units: { start: number; end: number; cache: UnitSpec["cache"]; name: string; flops: number }[];
+  trace: StepTrace[];
+  unitsComputed: number;
+  unitsSkipped: number;
+  /** FLOPs per sample an uncached run would do, and those done (embed and head always run). */
+  flopsFull: number;
+  flopsDone: number;
+  /** flopsFull ÷ flopsDone: the speedup if time followed the skipped units' FLOPs. */
+  idealSpeedup: number;
+  cachePeakBytes: number;
+  nonFiniteFallbacks: number;
+  /** Session runs per segment. */
+  sessionCalls: Record<string, number>;
+  policyTrace?: Record<string, unknown>;
+}
+
+const DECISION_LETTER: Record<Decision, string> = { compute: "C", reuse: "R", forecast: "F" };
+
+export function modelInfo(model: DiT, flops: { embed: number; head: number; atoms: number[] }): ModelInfo {
+  const { structure } = model;
+  return {
+    atoms: structure.atoms.map((a) => ({
+      index: a.index,
+      block: a.block,
+      kind: a.kind,
+      gated: a.gate !== undefined,
+      hasValue: a.value !== a.streamOut,
+      flops: flops.atoms[a.index],
+    })),
+    blocks: structure.blocks.map((b) => ({ index: b.index, atoms: b.atoms })),
+    sha256: model.onnx.sha256,
+    embedFlops: flops.embed,
+    headFlops: flops.head,
+  };
+}
+
+export class CacheEngine implements NetworkEvaluator {
+  readonly model: DiT;
+  readonly policy: CachePolicy;
+  readonly info: ModelInfo;
+  readonly units: UnitSpec[];
+  private readonly embed: Segment;
+  private readonly head: Segment;
+  private readonly unitSegments: Segment[];
+  private readonly unitFlops: number[];
+  private readonly sideOutputs: string[][];
+  private states = new Map<Pass, PolicyState>();
+  private run?: {
+    ctx: Omit<RunContext, "pass">;
+    report: RunReport;
+    callsAtStart: Map<Segment, number>;
+    sideCache: Map<Pass, Map<string, Tensor>>;
+  };
+
+  private constructor(
+    model: DiT,
+    policy: CachePolicy,
+    info: ModelInfo,
+    units: UnitSpec[],
+    embed: Segment,
+    head: Segment,
+    unitSegments: Segment[],
+  ) {
+    this.model = model;
+    this.policy = policy;
+    this.info = info;
+    this.units = units;
+    this.embed = embed;
+    this.head = head;
+    this.unitSegments = unitSegments;
+    this.unitFlops = units.map((u) => info.atoms.slice(u.start, u.end).reduce((sum, a) => sum + a.flops, 0));
+    const { atoms } = model.structure;
+    this.sideOutputs = unitSegments.map((seg, i) => {
+      const u = units[i];
+      const own = new Set([atoms[u.end - 1].streamOut, atoms[u.start].value]);
+      return seg.plan.outputs.filter((t) => !own.has(t));
+    });
+  }
+
+  static async create(model: DiT, policy: CachePolicy): Promise<CacheEngine> {
+    const info = modelInfo(model, await model.flopsBreakdown());
+    const units = policy.units(info);
+    checkUnits(units, info, policy.name);
+    const [embed, head, ...unitSegments] = await Promise.all([
+      model.embed(),
+      model.head(),
+      ...units.map((u) => model.range(u.start, u.end)),
+    ]);
+    return new CacheEngine(model, policy, info, units, embed, head, unitSegments);
+  }
+
+  /** One generation: the denoising loop with this engine as the network; state is fresh for every call. */
+  async *generate(request: DenoiseRequest): AsyncGenerator<StepResult> {
+    const ctx = {
+      model: this.info,
+      steps: request.sampler.steps,
+      sampler: request.sampler.describe,
+      cfgScale: request.cfgScale,
+    };
+    this.states = new Map();
+    const segments = [this.embed, this.head, ...this.unitSegments];
+    this.run = {
+      ctx,
+      report: this.emptyReport(ctx),
+      callsAtStart: new Map(segments.map((s) => [s, s.calls])),
+      sideCache: new Map(),
+    };
+    const hooks = this.policy.createHooks?.({ ...ctx, pass: "both" }) ?? {};
+    yield* denoise(request, this, hooks);
+    const report = this.run.report;
+    for (const s of segments)
+      report.sessionCalls[s.name] = (report.sessionCalls[s.name] ?? 0) + s.calls - (this.run.callsAtStart.get(s) ?? 0);
+  }
+
+  /** The report of the last generation. */
+  report(): RunReport {
+    if (!this.run) throw new Error("no generation has run yet");
+    return this.run.report;
+  }
+
+  async evaluate(call: ModelCall, ctx: StepContext, pass: Pass): Promise<Float32Array> {
+    const run = this.run;
+    if (!run) throw new Error("evaluate() called outside generate()");
+    const state = this.stateFor(pass);
+    const store: TensorStore = new Map(Object.entries(feedsFor(this.model.manifest, call)));
+    await this.embed.run(store);
+    const view = this.view(ctx, store);
+    await state.beginStep?.(view);
+    const { atoms } = this.model.structure;
+    const sideCache = run.sideCache.get(pass) ?? new Map<string, Tensor>();
+    run.sideCache.set(pass, sideCache);
+    let flops = this.info.embedFlops + this.info.headFlops;
+    let letters = "";
+    for (let u = 0; u < this.units.length; u++) {
+      const unit = this.units[u];
+      const streamIn = atoms[unit.start].streamIn;
+      const streamOut = atoms[unit.end - 1].streamOut;
+      const decision = state.decide(u, view);
+      let letter = "C";
+      if (decision !== "compute") {
+        const cached = state.approximate(u, decision, view);
+        if (cached && isAllFinite(cached)) {
+          const gate = unit.cache === "value" ? atoms[unit.start].gate : undefined;
+          store.set(
+            streamOut,
+            residualAdd(this.need(store, streamIn), cached, gate ? this.need(store, gate) : undefined),
+          );
+          for (const t of this.sideOutputs[u]) store.set(t, this.need(sideCache, t));
+          letters += DECISION_LETTER[decision];
+          run.report.unitsSkipped++;
+          continue;
+        }
+        if (cached) {
+          run.report.nonFiniteFallbacks++;
+          letter = "N";
+        }
+      }
+      letters += letter;
+      await this.unitSegments[u].run(store);
+      flops += this.unitFlops[u];
+      run.report.unitsComputed++;
+      for (const t of this.sideOutputs[u]) sideCache.set(t, this.need(store, t));
+      state.update(
+        u,
+        {
+          value: () =>
+            unit.cache === "value"
+              ? this.need(store, atoms[unit.start].value)
+              : subtract(this.need(store, streamOut), this.need(store, streamIn)),
+        },
+        view,
+      );
+    }
+    await this.head.run(store);
+    run.report.trace.push({ step: ctx.step, pass, time: ctx.time, decisions: letters, flops });
+    this.updateTotals(run.report);
+    return this.need(store, this.model.manifest.output.name).data as Float32Array;
+  }
+
+  private stateFor(pass: Pass): PolicyState {
+    let state = this.states.get(pass);
+    if (!state) {
+      const run = this.run as NonNullable<typeof this.run>;
+      state = this.policy.createState({ ...run.ctx, pass });
+      this.states.set(pass, state);
+      run.report.policyTrace = this.policy.describe?.({ ...run.ctx, pass });
+    }
+    return state;
+  }
+
+  private view(ctx: StepContext, store: TensorStore): StepView {
+    const taps = new Map<TapName, Promise<Tensor>>();
+    return {
+      step: ctx.step,
+      steps: ctx.steps,
+      time: ctx.time,
+      grid: ctx.grid,
+      tap: (name) => {
+        let t = taps.get(name);
+        if (!t) {
+          t = this.computeTap(name, store);
+          taps.set(name, t);
+        }
+        return t;
+      },
+    };
+  }
+
+  private async computeTap(name: TapName, store: TensorStore): Promise<Tensor> {
+    const { graph, structure } = this.model;
+    const target = structure.atoms[0].modulatedInput;
+    if (name !== "block0-modulated" || !target) {
+      throw new DittoError(
+        "STRUCTURE_NOT_FOUND",
+        `this model exposes no '${name}' signal (no matmul found in block 0's first branch)`,
+      );
+    }
+    const segment = await this.model.tap(planRange(graph, structure, 0, 1).inputs, [target]);
+    await segment.run(store);
+    return this.need(store, target);
+  }
+
+  private need(store: Map<string, Tensor>, name: string): Tensor {
+    const t = store.get(name);
+    if (!t) throw new DittoError("RUNTIME_FAILED", `tensor '${name}' is missing: nothing computed or cached it`);
+    return t;
+  }
+
+  private updateTotals(report: RunReport): void {
+    const full = this.info.embedFlops + this.info.headFlops + this.unitFlops.reduce((a, b) => a + b, 0);
+    report.flopsFull = full * report.trace.length;
+    report.flopsDone = report.trace.reduce((a, t) => a + t.flops, 0);
+    report.idealSpeedup = report.flopsFull / report.flopsDone;
+    let bytes = 0;
+    for (const s of this.states.values()) bytes += s.bytes();
+    report.cachePeakBytes = Math.max(report.cachePeakBytes, bytes);
+  }
+
+  private emptyReport(ctx: Omit<RunContext, "pass">): RunReport {
+    return {
+      policy: this.policy.name,
+      spec: this.policy.spec,
+      units: this.units.map((u, i) => ({ ...u, name: this.unitSegments[i].name, flops: this.unitFlops[i] })),
+      trace: [],
+      unitsComputed: 0,
+      unitsSkipped: 0,
+      flopsFull: 0,
+      flopsDone: 0,
+      idealSpeedup: 1,
+      cachePeakBytes: 0,
+      nonFiniteFallbacks: 0,
+      sessionCalls: {},
+      policyTrace: this.policy.describe?.({ ...ctx, pass: "both" }),
+    };
+  }
+}
+
+function checkUnits(units: UnitSpec[], info: ModelInfo, policy: string): void {
+  let next = 0;
+  for (const u of units) {
+    const ok =
+      u.start === next &&
+      u.end > u.start &&
+      u.end <= info.atoms.length &&
+      (u.cache === "delta" || u.end - u.start === 1);
+    if (!ok)
+      throw new DittoError(
+        "OPTION_INVALID",
+        `policy ${policy} produced an invalid unit partition at [${u.start}, ${u.end})`,
+      );
+    next = u.end;
+  }
+  if (next !== info.atoms.length)
+    throw new DittoError("OPTION_INVALID", `policy ${policy}'s units stop at atom ${next} of ${info.atoms.length}`);
+}

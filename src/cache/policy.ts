@@ -1,0 +1,107 @@
+/**
+ * The contract between the cache engine and a caching method. A policy partitions the model's atoms (branches)
+ * into units and, per step and unit, answers compute, reuse or forecast. It never runs the denoising loop: the
+ * engine runs the units it must, asks the policy for the rest, and applies the current step's gate.
+ */
+import type { Tensor } from "onnxruntime-common";
+import type { AtomKind } from "../model/discover.ts";
+import type { Pass, StepHooks } from "../sampling/denoise.ts";
+import type { SamplerKind } from "../sampling/samplers.ts";
+
+export type Decision = "compute" | "reuse" | "forecast";
+
+/**
+ * A cacheable unit: atoms [start, end). `value` caches the pre-gate branch output (one atom; the engine applies the
+ * current gate on reuse), `delta` caches the residual delta h_out − h_in of the whole range.
+ */
+export interface UnitSpec {
+  start: number;
+  end: number;
+  cache: "value" | "delta";
+}
+
+export interface AtomInfo {
+  index: number;
+  block: number;
+  kind: AtomKind;
+  gated: boolean;
+  /** Whether the atom exposes its branch output (pre-gate, or ungated) apart from the stream; opaque atoms do not. */
+  hasValue: boolean;
+  /** FLOPs per sample of one evaluation. */
+  flops: number;
+}
+
+export interface ModelInfo {
+  atoms: AtomInfo[];
+  blocks: { index: number; atoms: number[] }[];
+  /** SHA-256 of the ONNX file (artifacts are tied to it). */
+  sha256: string;
+  /** FLOPs per sample of the embed (with all modulation) and the head. */
+  embedFlops: number;
+  headFlops: number;
+}
+
+export interface RunContext {
+  model: ModelInfo;
+  steps: number;
+  sampler: { kind: SamplerKind; steps: number; shift: number };
+  cfgScale: number;
+  /** Which CFG branch(es) this state serves. */
+  pass: Pass;
+}
+
+/** Signals a policy can ask for at a step (computed lazily, once per step). */
+export type TapName = "block0-modulated";
+
+export interface StepView {
+  step: number;
+  steps: number;
+  time: number;
+  grid: Float64Array;
+  tap(name: TapName): Promise<Tensor>;
+}
+
+/** What a policy sees of a unit it let the engine compute. */
+export interface ComputedUnit {
+  /** The value the unit caches: pre-gate output (`value` units) or residual delta (`delta` units). */
+  value(): Tensor;
+}
+
+/** Per-generation, per-CFG-branch state (the forecaster: reset by construction, beginStep, update, approximate). */
+export interface PolicyState {
+  beginStep?(view: StepView): void | Promise<void>;
+  decide(unit: number, view: StepView): Decision;
+  update(unit: number, computed: ComputedUnit, view: StepView): void;
+  /** The value to use for a unit that is not computed; may return undefined when nothing is cached yet. */
+  approximate(unit: number, decision: Decision, view: StepView): Tensor | undefined;
+  /** Bytes held by cached tensors now. */
+  bytes(): number;
+}
+
+export interface CachePolicy {
+  /** Registry name, e.g. "taylorseer". */
+  readonly name: string;
+  /** Canonical spec string, e.g. "taylorseer:interval=4,order=1,warmup=2". */
+  readonly spec: string;
+  units(model: ModelInfo): UnitSpec[];
+  createState(ctx: RunContext): PolicyState;
+  /** Sampler-level hooks for one generation (shared by its CFG branches). */
+  createHooks?(ctx: RunContext): StepHooks;
+  /** A short description of the trace this policy adds to run reports (e.g. the full-step list). */
+  describe?(ctx: RunContext): Record<string, unknown>;
+}
+
+/** Every atom as its own `value` unit (branch granularity: FORA, TaylorSeer, BAC, HarmoniCa). */
+export function atomUnits(model: ModelInfo): UnitSpec[] {
+  return model.atoms.map((a) => ({ start: a.index, end: a.index + 1, cache: a.hasValue ? "value" : "delta" }));
+}
+
+/** Every block as one `delta` unit. */
+export function blockUnits(model: ModelInfo): UnitSpec[] {
+  return model.blocks.map((b) => ({ start: b.atoms[0], end: (b.atoms.at(-1) as number) + 1, cache: "delta" }));
+}
+
+/** The whole stack as one `delta` unit (step-level methods: TeaCache, MagCache, ERTACache). */
+export function stackUnit(model: ModelInfo): UnitSpec[] {
+  return [{ start: 0, end: model.atoms.length, cache: "delta" }];
+}

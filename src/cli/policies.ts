@@ -1,0 +1,16 @@
+/** `ditto policies`: the registry as help text. */
+import { POLICIES } from "../cache/registry.ts";
+
+export async function run(_argv: string[]): Promise<void> {
+  const lines: string[] = ["Cache policies (use as --cache name:key=value,key=value):", ""];
+  for (const p of POLICIES) {
+    lines.push(`${p.name}${p.paper ? `  (${p.paper})` : ""}`, `    ${p.summary}`);
+    for (const o of p.options) {
+      const def =
+        o.default === undefined ? "required" : `default ${Array.isArray(o.default) ? o.default.join(";") : o.default}`;
+      lines.push(`    ${o.name.padEnd(14)}${o.help} (${def})`);
+    }
+    lines.push("");
+  }
+  process.stdout.write(`${lines.join("\n")}\n`);
+}

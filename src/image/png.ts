@@ -1,0 +1,57 @@
+/** PNG encoding and decoding (pngjs: pure JavaScript, no native build) and image grids. */
+import { readFileSync, writeFileSync } from "node:fs";
+import { PNG } from "pngjs";
+
+/** Images as floats in [0, 1], [N, C, H, W] with C = 1 (grey) or 3 (RGB). */
+export interface ImageBatch {
+  data: Float32Array;
+  count: number;
+  channels: number;
+  height: number;
+  width: number;
+}
+
+/** Maps model-space samples (range [lo, hi]) to [0, 1], clamped. */
+export function toUnitRange(samples: Float32Array, range: readonly [number, number]): Float32Array {
+  const [lo, hi] = range;
+  const out = new Float32Array(samples.length);
+  for (let i = 0; i < samples.length; i++) out[i] = Math.min(1, Math.max(0, (samples[i] - lo) / (hi - lo)));
+  return out;
+}
+
+/** Lays images out row by row, `columns` per row, with a `gap`-pixel border; returns an RGBA PNG buffer. */
+export function gridPng(images: ImageBatch, columns: number, gap = 2, scale = 1): Buffer {
+  const { count, channels, height: h, width: w } = images;
+  const rows = Math.ceil(count / columns);
+  const cellW = w * scale;
+  const cellH = h * scale;
+  const png = new PNG({ width: columns * (cellW + gap) + gap, height: rows * (cellH + gap) + gap });
+  png.data.fill(255);
+  for (let n = 0; n < count; n++) {
+    const ox = gap + (n % columns) * (cellW + gap);
+    const oy = gap + Math.floor(n / columns) * (cellH + gap);
+    for (let y = 0; y < cellH; y++) {
+      for (let x = 0; x < cellW; x++) {
+        const src = (yy: number, c: number) => images.data[((n * channels + c) * h + yy) * w + Math.floor(x / scale)];
+        const sy = Math.floor(y / scale);
+        const dst = ((oy + y) * png.width + ox + x) * 4;
+        for (let c = 0; c < 3; c++) png.data[dst + c] = Math.round(255 * src(sy, channels === 1 ? 0 : c));
+        png.data[dst + 3] = 255;
+      }
+    }
+  }
+  return PNG.sync.write(png);
+}
+
+export function writePng(path: string, buffer: Buffer): void {
+  writeFileSync(path, buffer);
+}
+
+/** Reads a PNG as greyscale or RGB floats in [0, 1]. */
+export function readPng(path: string): ImageBatch {
+  const png = PNG.sync.read(readFileSync(path));
+  const data = new Float32Array(3 * png.width * png.height);
+  const plane = png.width * png.height;
+  for (let i = 0; i < plane; i++) for (let c = 0; c < 3; c++) data[c * plane + i] = png.data[i * 4 + c] / 255;
+  return { data, count: 1, channels: 3, height: png.height, width: png.width };
+}

@@ -1,0 +1,28 @@
+/**
+ * The runtime interface the engine talks to. onnxruntime-node implements it today; onnxruntime-web (WASM/WebGPU)
+ * can plug in with the same engine code, since both share onnxruntime-common's Tensor.
+ */
+import type { Tensor } from "onnxruntime-common";
+
+export type GraphOptimization = "disabled" | "basic" | "extended" | "all";
+
+export interface SessionOptions {
+  /** Threads inside one operator (default: ONNX Runtime's choice, the number of physical cores). */
+  intraOpThreads?: number;
+  interOpThreads?: number;
+  graphOptimization?: GraphOptimization;
+  /** e.g. ["cpu"], or ["cuda"] after installing onnxruntime-node's CUDA binaries (see README). */
+  executionProviders?: string[];
+}
+
+export interface Session {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: Record<string, Tensor>): Promise<Record<string, Tensor>>;
+  release(): Promise<void>;
+}
+
+export interface Backend {
+  readonly name: string;
+  createSession(model: Uint8Array, options?: SessionOptions): Promise<Session>;
+}

@@ -1,0 +1,273 @@
+/**
+ * A diffusion transformer ready to run one segment at a time: the manifest, the decoded graph, the discovered
+ * structure, boundary tensor types (from one probe run of the whole model) and lazily created segment sessions.
+ */
+import { dirname, resolve } from "node:path";
+import { Tensor } from "onnxruntime-common";
+import { ModelError } from "../errors.ts";
+import { discoverStructure, type ModelStructure } from "../model/discover.ts";
+import { countFlops, countParams } from "../model/flops.ts";
+import { inferManifest } from "../model/infer-manifest.ts";
+import { loadManifest, type ResolvedManifest } from "../model/manifest.ts";
+import { planEmbed, planHead, planRange, type SegmentPlan } from "../model/plan.ts";
+import { extractSubModel, type TensorType } from "../onnx/extract.ts";
+import { GraphIndex } from "../onnx/graph.ts";
+import { type LoadedOnnx, loadOnnx } from "../onnx/load.ts";
+import { elementTypeOf, graphOf, onnx } from "../onnx/proto.ts";
+import type { Backend, Session, SessionOptions } from "./backend.ts";
+import { feedsFor } from "./model-inputs.ts";
+import { nodeBackend } from "./node-backend.ts";
+import { Segment } from "./segment.ts";
+
+export interface LoadOptions {
+  backend?: Backend;
+  session?: SessionOptions;
+  /** For a bare .onnx with no manifest.json beside it, guess one (used by `ditto inspect`; never for generation). */
+  inferManifest?: boolean;
+}
+
+/** Batch size of the probe run; an odd size so the batch axis is told apart from other dims. */
+const PROBE_BATCH = 3;
+
+export class DiT {
+  readonly manifest: ResolvedManifest;
+  readonly onnx: LoadedOnnx;
+  readonly graph: GraphIndex;
+  readonly structure: ModelStructure;
+  readonly backend: Backend;
+  readonly sessionOptions: SessionOptions;
+  private readonly types: Map<string, TensorType>;
+  private readonly dims: Map<string, number[]>;
+  private readonly segments = new Map<string, Promise<Segment>>();
+
+  constructor(init: {
+    manifest: ResolvedManifest;
+    onnx: LoadedOnnx;
+    graph: GraphIndex;
+    structure: ModelStructure;
+    backend: Backend;
+    sessionOptions: SessionOptions;
+    types: Map<string, TensorType>;
+    dims: Map<string, number[]>;
+  }) {
+    this.manifest = init.manifest;
+    this.onnx = init.onnx;
+    this.graph = init.graph;
+    this.structure = init.structure;
+    this.backend = init.backend;
+    this.sessionOptions = init.sessionOptions;
+    this.types = init.types;
+    this.dims = init.dims;
+  }
+
+  get atomCount(): number {
+    return this.structure.atoms.length;
+  }
+
+  embed(): Promise<Segment> {
+    return this.segment("embed", () => planEmbed(this.graph, this.structure));
+  }
+
+  head(): Promise<Segment> {
+    return this.segment("head", () => planHead(this.graph, this.structure));
+  }
+
+  /** Atoms [start, end) as one session; extra outputs (taps) make a separate session. */
+  range(start: number, end: number, extraOutputs: string[] = []): Promise<Segment> {
+    if (!(start >= 0 && end <= this.atomCount && start < end)) {
+      throw new RangeError(`atom range [${start}, ${end}) is outside 0..${this.atomCount}`);
+    }
+    const key = `range:${start}:${end}:${extraOutputs.join(",")}`;
+    return this.segment(key, () => planRange(this.graph, this.structure, start, end, extraOutputs));
+  }
+
+  /** A session computing arbitrary tensors from arbitrary inputs (e.g. TeaCache's signal from h_0). */
+  tap(inputs: string[], outputs: string[]): Promise<Segment> {
+    const key = `tap:${inputs.join(",")}->${outputs.join(",")}`;
+    return this.segment(key, () => {
+      const { nodeIndices } = extractSubModel(this.onnx.proto, { inputs, outputs, types: this.types }, this.graph);
+      return { name: `tap(${outputs.join(",")})`, inputs, outputs, nodes: nodeIndices };
+    });
+  }
+
+  /** The unsplit model in one session, the reference for parity and overhead checks. */
+  async wholeModel(): Promise<Session> {
+    return this.backend.createSession(this.onnx.bytes, this.sessionOptions);
+  }
+
+  /** FLOPs per sample of the whole model, by part. */
+  async flopsBreakdown(): Promise<{ embed: number; head: number; atoms: number[] }> {
+    const atoms = this.structure.atoms.map((a) => countFlops(this.graph, a.nodes, this.dims, PROBE_BATCH));
+    return {
+      embed: countFlops(this.graph, this.structure.embedNodes, this.dims, PROBE_BATCH),
+      head: countFlops(this.graph, this.structure.headNodes, this.dims, PROBE_BATCH),
+      atoms,
+    };
+  }
+
+  atomParams(index: number): number {
+    return countParams(this.graph, this.structure.atoms[index].nodes);
+  }
+
+  partParams(part: "embed" | "head"): number {
+    return countParams(this.graph, part === "embed" ? this.structure.embedNodes : this.structure.headNodes);
+  }
+
+  /** Recorded dims of a tensor at the probe batch (3). */
+  probeDims(name: string): number[] | undefined {
+    return this.dims.get(name);
+  }
+
+  async release(): Promise<void> {
+    for (const s of this.segments.values()) await (await s).release();
+    this.segments.clear();
+  }
+
+  private segment(key: string, plan: () => SegmentPlan): Promise<Segment> {
+    let s = this.segments.get(key);
+    if (!s) {
+      s = this.createSegment(plan());
+      this.segments.set(key, s);
+    }
+    return s;
+  }
+
+  private async createSegment(plan: SegmentPlan): Promise<Segment> {
+    const missing = [...plan.inputs, ...plan.outputs].filter(
+      (t) => !this.types.has(t) && !this.graph.graphInputs.has(t),
+    );
+    if (missing.length > 0) await this.probe(missing);
+    const { model, nodeIndices } = extractSubModel(
+      this.onnx.proto,
+      { inputs: plan.inputs, outputs: plan.outputs, types: this.types, name: plan.name },
+      this.graph,
+    );
+    const bytes = onnx.ModelProto.encode(model).finish();
+    const session = await this.backend.createSession(bytes, this.sessionOptions);
+    return new Segment(
+      plan,
+      session,
+      countFlops(this.graph, nodeIndices, this.dims, PROBE_BATCH),
+      countParams(this.graph, nodeIndices),
+    );
+  }
+
+  /** Runs the whole model once with the given tensors as extra outputs and records their types and dims. */
+  async probe(names: string[]): Promise<void> {
+    const wanted = names.filter((n) => !this.graph.graphInputs.has(n) && !this.graph.graphOutputs.includes(n));
+    const proto = onnx.ModelProto.decode(onnx.ModelProto.encode(this.onnx.proto).finish());
+    const graph = graphOf(proto);
+    for (const name of wanted) graph.output.push(onnx.ValueInfoProto.create({ name }));
+    const session = await this.backend.createSession(onnx.ModelProto.encode(proto).finish(), this.sessionOptions);
+    try {
+      const results = await session.run(probeFeeds(this.manifest));
+      for (const [name, t] of Object.entries(results)) this.record(name, t);
+    } finally {
+      await session.release();
+    }
+  }
+
+  record(name: string, t: Tensor): void {
+    const dims = [...t.dims];
+    this.dims.set(name, dims);
+    this.types.set(name, {
+      elemType: elementTypeOf(t.type),
+      dims: dims.map((d, axis) => (axis === 0 && d === PROBE_BATCH ? "batch" : d)),
+    });
+  }
+}
+
+export async function loadDiT(path?: string, options: LoadOptions = {}): Promise<DiT> {
+  let manifest: ResolvedManifest;
+  let loaded: LoadedOnnx;
+  let graph: GraphIndex;
+  try {
+    manifest = await loadManifest(path);
+    loaded = await loadOnnx(manifest.onnxPath);
+    graph = new GraphIndex(graphOf(loaded.proto));
+  } catch (err) {
+    const bareOnnx =
+      path?.endsWith(".onnx") && (err as ModelError).code === "MANIFEST_INVALID" && options.inferManifest;
+    if (!bareOnnx || !path) throw err;
+    loaded = await loadOnnx(path);
+    graph = new GraphIndex(graphOf(loaded.proto));
+    const full = resolve(path);
+    manifest = { ...inferManifest(graph, full), dir: dirname(full), onnxPath: full };
+  }
+  checkInputs(manifest, graph);
+  const structure = discoverStructure(graph, manifest.inputs.sample.name, manifest.structure);
+  const model = new DiT({
+    manifest,
+    onnx: loaded,
+    graph,
+    structure,
+    backend: options.backend ?? nodeBackend,
+    sessionOptions: options.session ?? {},
+    types: new Map(),
+    dims: new Map(),
+  });
+  await model.probe(probeTargets(model));
+  return model;
+}
+
+/** Tensors whose shapes the planner and FLOP counter need: every segment boundary and every matmul operand. */
+function probeTargets(model: DiT): string[] {
+  const { graph, structure } = model;
+  const names = new Set<string>();
+  const add = (plan: SegmentPlan) => {
+    for (const t of [...plan.inputs, ...plan.outputs]) names.add(t);
+  };
+  add(planEmbed(graph, structure));
+  add(planHead(graph, structure));
+  structure.atoms.forEach((atom, i) => {
+    add(planRange(graph, structure, i, i + 1));
+    for (const t of [atom.value, atom.gate, atom.modulatedInput, ...atom.softmax]) if (t) names.add(t);
+  });
+  graph.nodes.forEach((node, i) => {
+    if (structure.nodeClass[i] === "constant") return;
+    if (["MatMul", "Gemm", "Conv"].includes(node.opType))
+      for (const t of [...node.input, node.output[0]]) if (t) names.add(t);
+  });
+  for (const init of graph.initializers.keys()) names.delete(init);
+  return [...names];
+}
+
+function checkInputs(manifest: ResolvedManifest, graph: GraphIndex): void {
+  const roles = [manifest.inputs.sample, manifest.inputs.timestep, manifest.inputs.condition].filter(
+    (r) => r !== undefined,
+  );
+  for (const role of roles) {
+    if (!graph.graphInputs.has(role.name)) {
+      throw new ModelError(
+        "MANIFEST_INVALID",
+        `manifest input '${role.name}' is not an input of ${manifest.onnxPath} (its inputs: ${[...graph.graphInputs].join(", ")})`,
+      );
+    }
+  }
+  const unexplained = [...graph.graphInputs].filter((n) => !roles.some((r) => r.name === n));
+  if (unexplained.length > 0) {
+    throw new ModelError(
+      "MANIFEST_INVALID",
+      `graph input(s) ${unexplained.join(", ")} have no role in the manifest; Ditto feeds only sample, timestep and condition`,
+    );
+  }
+  if (!graph.graphOutputs.includes(manifest.output.name)) {
+    throw new ModelError(
+      "MANIFEST_INVALID",
+      `manifest output '${manifest.output.name}' is not an output of the graph (${graph.graphOutputs.join(", ")})`,
+    );
+  }
+}
+
+function probeFeeds(manifest: ResolvedManifest): Record<string, Tensor> {
+  const { channels, height, width } = manifest.image;
+  const size = PROBE_BATCH * channels * height * width;
+  const sample = new Float32Array(size);
+  for (let i = 0; i < size; i++) sample[i] = Math.sin(i * 0.37) * 0.8;
+  const mid = manifest.objective.kind === "epsilon" ? (manifest.objective.schedule?.trainSteps ?? 1000) / 2 : 0.5;
+  return feedsFor(manifest, {
+    sample: new Tensor("float32", sample, [PROBE_BATCH, channels, height, width]),
+    time: new Float64Array(PROBE_BATCH).fill(mid),
+    condition: new Int32Array(PROBE_BATCH),
+  });
+}

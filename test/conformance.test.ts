@@ -1,0 +1,101 @@
+/**
+ * One contract every registered cache policy passes, on the real shipped model:
+ * - configured to compute everything, its output is bit-identical to the uncached run;
+ * - the same seed twice gives the same output (state resets between generations);
+ * - configured to cache, it skips work and still produces finite images;
+ * - with separate CFG passes each branch keeps its own state;
+ * - a NaN in a cached value makes the engine compute that unit instead, and counts it.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import type { CachePolicy } from "../src/cache/policy.ts";
+import { POLICIES, parseCacheSpec } from "../src/cache/registry.ts";
+import { loadPipeline, type Pipeline } from "../src/pipeline.ts";
+import { assertBitIdentical, SHIPPED_MODEL } from "./helpers.ts";
+
+/** Per policy: a spec that computes everything, and one that caches. A new policy must add a line here. */
+export const CONFORMANCE: Record<string, { computeAll: string; caching: string } | { skip: string }> = {
+  none: { computeAll: "none", caching: "none" },
+  fora: { computeAll: "fora:interval=1", caching: "fora:interval=3" },
+  taylorseer: { computeAll: "taylorseer:interval=1,order=2", caching: "taylorseer:interval=3,order=1,warmup=1" },
+};
+
+const OPTS = { classes: [0, 8], seeds: [3, 4], steps: 8, cfg: 3 };
+
+describe("policy conformance", () => {
+  let pipeline: Pipeline;
+  let uncached: Float32Array;
+  before(async () => {
+    pipeline = await loadPipeline(SHIPPED_MODEL);
+    uncached = (await pipeline.generate(OPTS)).samples;
+  });
+  after(() => pipeline.release());
+
+  it("covers every registered policy", () => {
+    assert.deepEqual(Object.keys(CONFORMANCE).sort(), POLICIES.map((p) => p.name).sort());
+  });
+
+  for (const [name, entry] of Object.entries(CONFORMANCE)) {
+    if ("skip" in entry) {
+      it(`${name}: skipped — ${entry.skip}`, { skip: entry.skip }, () => {});
+      continue;
+    }
+    it(`${name}: computing everything is bit-identical to uncached`, async () => {
+      const result = await pipeline.generate({ ...OPTS, cache: entry.computeAll });
+      assertBitIdentical(result.samples, uncached, entry.computeAll);
+      assert.equal(result.reports[0].unitsSkipped, 0);
+    });
+
+    it(`${name}: is deterministic and resets between runs`, async () => {
+      const a = await pipeline.generate({ ...OPTS, cache: entry.caching });
+      const b = await pipeline.generate({ ...OPTS, cache: entry.caching });
+      assertBitIdentical(a.samples, b.samples, "same seed twice");
+      assert.ok(a.samples.every(Number.isFinite));
+      if (name !== "none") assert.ok(a.reports[0].unitsSkipped > 0, "the caching setting skips work");
+    });
+
+    it(`${name}: separate CFG passes keep separate state`, async () => {
+      const result = await pipeline.generate({ ...OPTS, cache: entry.caching, cfgMode: "separate" });
+      const passes = new Set(result.reports[0].trace.map((t) => t.pass));
+      assert.deepEqual([...passes].sort(), ["cond", "uncond"]);
+      assert.ok(result.samples.every(Number.isFinite));
+      const computeAll = await pipeline.generate({ ...OPTS, cache: entry.computeAll, cfgMode: "separate" });
+      const batched = await pipeline.generate({ ...OPTS, cache: entry.computeAll });
+      // Uncached, the two CFG modes differ only by batching; ONNX Runtime's kernels are batch-independent here.
+      assert.ok(maxDiff(computeAll.samples, batched.samples) < 1e-4);
+    });
+  }
+
+  it("recomputes a unit whose cached value holds NaN, and counts it", async () => {
+    const base = parseCacheSpec("fora:interval=2");
+    const poisoned: CachePolicy = {
+      ...base,
+      spec: "fora-poisoned",
+      createState: (ctx) => {
+        const state = base.createState(ctx);
+        return {
+          ...state,
+          decide: state.decide.bind(state),
+          update: state.update.bind(state),
+          bytes: state.bytes.bind(state),
+          approximate: (unit, decision, view) => {
+            const t = state.approximate(unit, decision, view);
+            if (t && unit === 5) (t.data as Float32Array)[0] = Number.NaN;
+            return t;
+          },
+        };
+      },
+    };
+    const result = await pipeline.generate({ ...OPTS, cache: poisoned });
+    const report = result.reports[0];
+    assert.equal(report.nonFiniteFallbacks, 4, "steps 1, 3, 5 and 7 would reuse unit 5's poisoned value");
+    assert.ok(report.trace.some((t) => t.decisions[5] === "N"));
+    assert.ok(result.samples.every(Number.isFinite));
+  });
+});
+
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}

@@ -1,0 +1,105 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Tensor } from "onnxruntime-common";
+import { fullSteps, TaylorState } from "../src/cache/policies/taylorseer.ts";
+import type { StepView } from "../src/cache/policy.ts";
+import { loadPipeline } from "../src/pipeline.ts";
+import { assertBitIdentical, SHIPPED_MODEL } from "./helpers.ts";
+
+function view(step: number): StepView {
+  return {
+    step,
+    steps: 50,
+    time: 1 - step / 50,
+    grid: new Float64Array(0),
+    tap: () => Promise.reject(new Error("no taps")),
+  };
+}
+
+function tensor(values: number[]): Tensor {
+  return new Tensor("float32", Float32Array.from(values), [values.length]);
+}
+
+/** Feeds F(s) at the state's full steps and returns its forecasts at the others. */
+function run(state: TaylorState, f: (s: number) => number[], steps: number) {
+  const forecasts = new Map<number, Float32Array>();
+  for (let s = 0; s < steps; s++) {
+    if (state.decide(0, view(s)) === "compute") state.update(0, { value: () => tensor(f(s)) }, view(s));
+    else forecasts.set(s, state.approximate(0, "forecast", view(s))?.data as Float32Array);
+  }
+  return forecasts;
+}
+
+describe("TaylorSeer schedule", () => {
+  it("matches the official presets' full-step sets", () => {
+    assert.deepEqual(fullSteps(50, 6, 3), [0, 1, 2, 8, 14, 20, 26, 32, 38, 44]);
+    assert.deepEqual(fullSteps(50, 5, 1), [0, 5, 10, 15, 20, 25, 30, 35, 40, 45]);
+    assert.equal(fullSteps(50, 5, 2).length, 11);
+    assert.deepEqual(fullSteps(10, 3, 1), [0, 3, 6, 9], "FORA (N = 3, W = 1)");
+    assert.deepEqual(fullSteps(5, 2, 0), fullSteps(5, 2, 1), "W = 0 is treated as 1");
+  });
+});
+
+describe("TaylorSeer factors", () => {
+  it("forecasts a linear feature exactly with O = 1", () => {
+    const alpha = [0.5, -1.25, 3];
+    const beta = [0.125, 0.5, -0.25];
+    const state = new TaylorState({ interval: 4, order: 1, warmup: 1, variable: "step" });
+    const forecasts = run(state, (s) => alpha.map((a, i) => a + beta[i] * s), 20);
+    assert.ok(forecasts.size > 10);
+    for (const [s, got] of forecasts) {
+      if (s < 4) continue; // before the second full step only the value is known
+      for (let i = 0; i < alpha.length; i++)
+        assert.ok(Math.abs(got[i] - Math.fround(alpha[i] + beta[i] * s)) < 1e-5, `step ${s}`);
+    }
+  });
+
+  it("with O = 2 on a quadratic equals F(a) + D1·k + D2·k²/2 with backward differences at the actual spacings", () => {
+    const f = (s: number) => [0.5 * s * s - s + 2];
+    const state = new TaylorState({ interval: 3, order: 2, warmup: 1, variable: "step" });
+    const forecasts = run(state, f, 10); // full at 0, 3, 6, 9
+    const d1 = (f(6)[0] - f(3)[0]) / 3;
+    const d1prev = (f(3)[0] - f(0)[0]) / 3;
+    const d2 = (d1 - d1prev) / 3;
+    const expect = f(6)[0] + d1 * 2 + (d2 * 4) / 2;
+    assert.ok(Math.abs((forecasts.get(8) as Float32Array)[0] - expect) < 1e-4);
+  });
+
+  it("keeps only the value during warm-up, then grows to O + 1 factors", () => {
+    const state = new TaylorState({ interval: 6, order: 2, warmup: 3, variable: "step" });
+    const sizes: number[] = [];
+    for (let s = 0; s <= 8; s++) {
+      if (state.decide(0, view(s)) === "compute") {
+        state.update(0, { value: () => tensor([s, s]) }, view(s));
+        sizes.push(state.bytes() / 8);
+      }
+    }
+    // full steps 0, 1, 2, 8: one factor through step 1 (s < W − 1 = 2), two after step 2, three after step 8.
+    assert.deepEqual(sizes, [1, 1, 2, 3]);
+  });
+});
+
+describe("TaylorSeer on the shipped model", () => {
+  it("reuses nothing with N = 1, forecasts on skipped steps without calling any block session, and sizes its cache by formula", async () => {
+    const pipeline = await loadPipeline(SHIPPED_MODEL);
+    const opts = { classes: [2, 5], seeds: [0, 1], steps: 9, cfg: 3 };
+    const base = await pipeline.generate(opts);
+    const n1 = await pipeline.generate({ ...opts, cache: "taylorseer:interval=1,order=2" });
+    assertBitIdentical(n1.samples, base.samples, "N = 1");
+    const cached = await pipeline.generate({ ...opts, cache: "taylorseer:interval=4,order=1,warmup=1" });
+    const report = cached.reports[0];
+    const full = [0, 4, 8];
+    for (const t of report.trace) {
+      const expected = full.includes(t.step) ? "C" : "F";
+      assert.equal(t.decisions, expected.repeat(24), `step ${t.step}`);
+    }
+    for (const [name, calls] of Object.entries(report.sessionCalls)) {
+      assert.equal(calls, name === "embed" || name === "head" ? 9 : 3, name);
+    }
+    const L = 12;
+    const batch = 4; // 2 samples × (cond + uncond)
+    assert.equal(report.cachePeakBytes, batch * 2 * L * 2 * 49 * 256 * 4);
+    assert.ok(report.idealSpeedup > 2 && report.idealSpeedup < 3, `ideal ${report.idealSpeedup}`);
+    await pipeline.release();
+  });
+});

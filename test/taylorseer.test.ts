@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Tensor } from "onnxruntime-common";
+import { materialize } from "../src/cache/accumulate.ts";
 import { fullSteps, TaylorState } from "../src/cache/policies/taylorseer.ts";
-import type { StepView } from "../src/cache/policy.ts";
+import type { Approximation, StepView } from "../src/cache/policy.ts";
 import { loadPipeline } from "../src/pipeline.ts";
 import { assertBitIdentical, SHIPPED_MODEL } from "./helpers.ts";
 
@@ -25,7 +26,7 @@ function run(state: TaylorState, f: (s: number) => number[], steps: number) {
   const forecasts = new Map<number, Float32Array>();
   for (let s = 0; s < steps; s++) {
     if (state.decide(0, view(s)) === "compute") state.update(0, { value: () => tensor(f(s)) }, view(s));
-    else forecasts.set(s, state.approximate(0, "forecast", view(s))?.data as Float32Array);
+    else forecasts.set(s, materialize(state.approximate(0, "forecast", view(s)) as Approximation).data as Float32Array);
   }
   return forecasts;
 }
@@ -44,7 +45,7 @@ describe("TaylorSeer factors", () => {
   it("forecasts a linear feature exactly with O = 1", () => {
     const alpha = [0.5, -1.25, 3];
     const beta = [0.125, 0.5, -0.25];
-    const state = new TaylorState({ interval: 4, order: 1, warmup: 1, variable: "step" });
+    const state = new TaylorState({ interval: 4, order: 1, warmup: 1, variable: "step" }, 1);
     const forecasts = run(state, (s) => alpha.map((a, i) => a + beta[i] * s), 20);
     assert.ok(forecasts.size > 10);
     for (const [s, got] of forecasts) {
@@ -56,7 +57,7 @@ describe("TaylorSeer factors", () => {
 
   it("with O = 2 on a quadratic equals F(a) + D1·k + D2·k²/2 with backward differences at the actual spacings", () => {
     const f = (s: number) => [0.5 * s * s - s + 2];
-    const state = new TaylorState({ interval: 3, order: 2, warmup: 1, variable: "step" });
+    const state = new TaylorState({ interval: 3, order: 2, warmup: 1, variable: "step" }, 1);
     const forecasts = run(state, f, 10); // full at 0, 3, 6, 9
     const d1 = (f(6)[0] - f(3)[0]) / 3;
     const d1prev = (f(3)[0] - f(0)[0]) / 3;
@@ -66,7 +67,7 @@ describe("TaylorSeer factors", () => {
   });
 
   it("keeps only the value during warm-up, then grows to O + 1 factors", () => {
-    const state = new TaylorState({ interval: 6, order: 2, warmup: 3, variable: "step" });
+    const state = new TaylorState({ interval: 6, order: 2, warmup: 3, variable: "step" }, 1);
     const sizes: number[] = [];
     for (let s = 0; s <= 8; s++) {
       if (state.decide(0, view(s)) === "compute") {
@@ -89,13 +90,16 @@ describe("TaylorSeer on the shipped model", () => {
     const cached = await pipeline.generate({ ...opts, cache: "taylorseer:interval=4,order=1,warmup=1" });
     const report = cached.reports[0];
     const full = [0, 4, 8];
-    for (const t of report.trace) {
-      const expected = full.includes(t.step) ? "C" : "F";
-      assert.equal(t.decisions, expected.repeat(24), `step ${t.step}`);
-    }
-    for (const [name, calls] of Object.entries(report.sessionCalls)) {
-      assert.equal(calls, name === "embed" || name === "head" ? 9 : 3, name);
-    }
+    // All 24 branches form one stacked unit: computed together on full steps, forecast together otherwise.
+    assert.deepEqual(
+      report.units.map((u) => u.cache),
+      ["stacked"],
+    );
+    for (const t of report.trace) assert.equal(t.decisions, full.includes(t.step) ? "C" : "F", `step ${t.step}`);
+    // Full steps run the stack as one session; forecast steps run no block session at all.
+    const expected = (name: string) =>
+      name === "embed" || name === "head" ? 9 : name === "blocks0-11+stacked" ? 3 : 0;
+    for (const [name, calls] of Object.entries(report.sessionCalls)) assert.equal(calls, expected(name), name);
     const L = 12;
     const batch = 4; // 2 samples × (cond + uncond)
     assert.equal(report.cachePeakBytes, batch * 2 * L * 2 * 49 * 256 * 4);

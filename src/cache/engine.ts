@@ -6,6 +6,7 @@
 import type { Tensor } from "onnxruntime-common";
 import { DittoError } from "../errors.ts";
 import { planRange } from "../model/plan.ts";
+import { STACK_OUTPUT } from "../onnx/rewrite.ts";
 import type { DiT } from "../runtime/dit.ts";
 import { feedsFor, type ModelCall } from "../runtime/model-inputs.ts";
 import type { Segment, TensorStore } from "../runtime/segment.ts";
@@ -18,7 +19,9 @@ import {
   type StepContext,
   type StepResult,
 } from "../sampling/denoise.ts";
+import { Accumulator, materialize } from "./accumulate.ts";
 import type {
+  Approximation,
   CachePolicy,
   Decision,
   ModelInfo,
@@ -60,9 +63,28 @@ export interface RunReport {
 
 const DECISION_LETTER: Record<Decision, string> = { compute: "C", reuse: "R", forecast: "F" };
 
+interface ActiveRun {
+  ctx: Omit<RunContext, "pass">;
+  report: RunReport;
+  callsAtStart: Map<Segment, number>;
+  sideCache: Map<Pass, Map<string, Tensor>>;
+}
+
+/** One network evaluation in progress. */
+interface StepWork {
+  store: TensorStore;
+  view: StepView;
+  state: PolicyState;
+  sideCache: Map<string, Tensor>;
+  letters: string[];
+  flops: number;
+  pending: { unit: number; approximation: Approximation; decision: Decision }[];
+}
+
 export function modelInfo(model: DiT, flops: { embed: number; head: number; atoms: number[] }): ModelInfo {
   const { structure } = model;
   return {
+    canStack: model.canStack(),
     atoms: structure.atoms.map((a) => ({
       index: a.index,
       block: a.block,
@@ -88,13 +110,11 @@ export class CacheEngine implements NetworkEvaluator {
   private readonly unitSegments: Segment[];
   private readonly unitFlops: number[];
   private readonly sideOutputs: string[][];
+  private readonly accumulator: Accumulator;
+  /** Sessions the engine made besides the units' own (the full-step session), counted in reports. */
+  private readonly extraSegments = new Set<Segment>();
   private states = new Map<Pass, PolicyState>();
-  private run?: {
-    ctx: Omit<RunContext, "pass">;
-    report: RunReport;
-    callsAtStart: Map<Segment, number>;
-    sideCache: Map<Pass, Map<string, Tensor>>;
-  };
+  private run?: ActiveRun;
 
   private constructor(
     model: DiT,
@@ -112,6 +132,7 @@ export class CacheEngine implements NetworkEvaluator {
     this.embed = embed;
     this.head = head;
     this.unitSegments = unitSegments;
+    this.accumulator = new Accumulator(model.backend, model.sessionOptions);
     this.unitFlops = units.map((u) => info.atoms.slice(u.start, u.end).reduce((sum, a) => sum + a.flops, 0));
     const { atoms } = model.structure;
     this.sideOutputs = unitSegments.map((seg, i) => {
@@ -128,7 +149,7 @@ export class CacheEngine implements NetworkEvaluator {
     const [embed, head, ...unitSegments] = await Promise.all([
       model.embed(),
       model.head(),
-      ...units.map((u) => model.range(u.start, u.end)),
+      ...units.map((u) => (u.cache === "stacked" ? model.stackedRange(u.start, u.end) : model.range(u.start, u.end))),
     ]);
     return new CacheEngine(model, policy, info, units, embed, head, unitSegments);
   }
@@ -137,6 +158,7 @@ export class CacheEngine implements NetworkEvaluator {
   async *generate(request: DenoiseRequest): AsyncGenerator<StepResult> {
     const ctx = {
       model: this.info,
+      units: this.units,
       steps: request.sampler.steps,
       sampler: request.sampler.describe,
       cfgScale: request.cfgScale,
@@ -150,10 +172,13 @@ export class CacheEngine implements NetworkEvaluator {
       sideCache: new Map(),
     };
     const hooks = this.policy.createHooks?.({ ...ctx, pass: "both" }) ?? {};
+    for (const s of this.extraSegments) this.run.callsAtStart.set(s, s.calls);
     yield* denoise(request, this, hooks);
     const report = this.run.report;
-    for (const s of segments)
-      report.sessionCalls[s.name] = (report.sessionCalls[s.name] ?? 0) + s.calls - (this.run.callsAtStart.get(s) ?? 0);
+    for (const s of [...segments, ...this.extraSegments]) {
+      const calls = s.calls - (this.run.callsAtStart.get(s) ?? 0);
+      if (calls > 0 || segments.includes(s)) report.sessionCalls[s.name] = (report.sessionCalls[s.name] ?? 0) + calls;
+    }
   }
 
   /** The report of the last generation. */
@@ -170,55 +195,168 @@ export class CacheEngine implements NetworkEvaluator {
     await this.embed.run(store);
     const view = this.view(ctx, store);
     await state.beginStep?.(view);
-    const { atoms } = this.model.structure;
     const sideCache = run.sideCache.get(pass) ?? new Map<string, Tensor>();
     run.sideCache.set(pass, sideCache);
-    let flops = this.info.embedFlops + this.info.headFlops;
-    let letters = "";
-    for (let u = 0; u < this.units.length; u++) {
-      const unit = this.units[u];
-      const streamIn = atoms[unit.start].streamIn;
-      const streamOut = atoms[unit.end - 1].streamOut;
-      const decision = state.decide(u, view);
-      let letter = "C";
-      if (decision !== "compute") {
-        const cached = state.approximate(u, decision, view);
-        if (cached && isAllFinite(cached)) {
-          const gate = unit.cache === "value" ? atoms[unit.start].gate : undefined;
-          store.set(
-            streamOut,
-            residualAdd(this.need(store, streamIn), cached, gate ? this.need(store, gate) : undefined),
-          );
-          for (const t of this.sideOutputs[u]) store.set(t, this.need(sideCache, t));
-          letters += DECISION_LETTER[decision];
-          run.report.unitsSkipped++;
-          continue;
+    const step: StepWork = {
+      store,
+      view,
+      state,
+      sideCache,
+      letters: [],
+      flops: this.info.embedFlops + this.info.headFlops,
+      pending: [],
+    };
+    const plan = state.plan?.(view);
+    if (plan && this.units.length > 1 && plan.every((d) => d === "compute")) {
+      await this.computeAll(step);
+    } else {
+      for (let u = 0; u < this.units.length; u++) {
+        const decision = plan ? plan[u] : state.decide(u, view);
+        if (decision !== "compute") {
+          const approximation = state.approximate(u, decision, view);
+          if (approximation) {
+            step.pending.push({ unit: u, approximation, decision });
+            continue;
+          }
         }
-        if (cached) {
-          run.report.nonFiniteFallbacks++;
-          letter = "N";
-        }
+        await this.flush(step);
+        await this.compute(step, u, "C");
       }
-      letters += letter;
-      await this.unitSegments[u].run(store);
-      flops += this.unitFlops[u];
-      run.report.unitsComputed++;
-      for (const t of this.sideOutputs[u]) sideCache.set(t, this.need(store, t));
-      state.update(
-        u,
-        {
-          value: () =>
-            unit.cache === "value"
-              ? this.need(store, atoms[unit.start].value)
-              : subtract(this.need(store, streamOut), this.need(store, streamIn)),
-        },
-        view,
-      );
+      await this.flush(step);
     }
     await this.head.run(store);
-    run.report.trace.push({ step: ctx.step, pass, time: ctx.time, decisions: letters, flops });
+    run.report.trace.push({
+      step: ctx.step,
+      pass,
+      time: ctx.time,
+      decisions: step.letters.join(""),
+      flops: step.flops,
+    });
     this.updateTotals(run.report);
     return this.need(store, this.model.manifest.output.name).data as Float32Array;
+  }
+
+  /** Runs one unit's session and hands its value to the policy. */
+  private async compute(step: StepWork, u: number, letter: string): Promise<void> {
+    await this.unitSegments[u].run(step.store);
+    this.afterCompute(step, u, letter);
+  }
+
+  private afterCompute(step: StepWork, u: number, letter: string): void {
+    const run = this.run as ActiveRun;
+    const unit = this.units[u];
+    const { atoms } = this.model.structure;
+    step.flops += this.unitFlops[u];
+    step.letters[u] = letter;
+    run.report.unitsComputed++;
+    for (const t of this.sideOutputs[u]) step.sideCache.set(t, this.need(step.store, t));
+    const streamIn = atoms[unit.start].streamIn;
+    const streamOut = atoms[unit.end - 1].streamOut;
+    step.state.update(
+      u,
+      {
+        value: () => {
+          if (unit.cache === "value") return this.need(step.store, atoms[unit.start].value);
+          if (unit.cache === "stacked") return this.need(step.store, STACK_OUTPUT);
+          return subtract(this.need(step.store, streamOut), this.need(step.store, streamIn));
+        },
+      },
+      step.view,
+    );
+  }
+
+  /** A full step as one session over the whole stack, with every unit's cacheable tensors as extra outputs. */
+  private async computeAll(step: StepWork): Promise<void> {
+    const { atoms } = this.model.structure;
+    const extras = this.units.flatMap((u) =>
+      u.cache === "value" ? [atoms[u.start].value] : [atoms[u.start].streamIn, atoms[u.end - 1].streamOut],
+    );
+    const whole = await this.model.range(
+      0,
+      atoms.length,
+      [...new Set(extras)].filter((t) => t !== atoms[0].streamIn),
+    );
+    const run = this.run as ActiveRun;
+    if (!run.callsAtStart.has(whole)) run.callsAtStart.set(whole, whole.calls);
+    this.extraSegments.add(whole);
+    await whole.run(step.store);
+    for (let u = 0; u < this.units.length; u++) this.afterCompute(step, u, "C");
+  }
+
+  /**
+   * Adds the pending run of reused/forecast units into the stream with one accumulate session. If the result is
+   * not finite, finds the units whose cached values hold NaN/Inf and computes those instead (counted).
+   */
+  private async flush(step: StepWork): Promise<void> {
+    const pending = step.pending;
+    if (pending.length === 0) return;
+    step.pending = [];
+    const run = this.run as ActiveRun;
+    const { atoms } = this.model.structure;
+    const stacked = pending.findIndex((p) => this.units[p.unit].cache === "stacked");
+    if (stacked >= 0) {
+      // A stacked unit is accumulated on its own; the units around it go through the general path.
+      step.pending = pending.slice(0, stacked);
+      await this.flush(step);
+      await this.flushStacked(step, pending[stacked]);
+      step.pending = pending.slice(stacked + 1);
+      return this.flush(step);
+    }
+    const gateOf = (u: number) => {
+      const unit = this.units[u];
+      const gate = unit.cache === "value" ? atoms[unit.start].gate : undefined;
+      return gate ? this.need(step.store, gate) : undefined;
+    };
+    const first = this.units[pending[0].unit];
+    const last = this.units[pending[pending.length - 1].unit];
+    const h = this.need(step.store, atoms[first.start].streamIn);
+    const out = await this.accumulator.run(
+      h,
+      pending.map((p) => ({ approximation: p.approximation, gate: gateOf(p.unit) })),
+    );
+    if (isAllFinite(out)) {
+      step.store.set(atoms[last.end - 1].streamOut, out);
+      for (const p of pending) this.markSkipped(step, p.unit, DECISION_LETTER[p.decision]);
+      return;
+    }
+    for (const p of pending) {
+      const unit = this.units[p.unit];
+      const value = materialize(p.approximation);
+      if (isAllFinite(value)) {
+        const streamIn = this.need(step.store, atoms[unit.start].streamIn);
+        step.store.set(atoms[unit.end - 1].streamOut, residualAdd(streamIn, value, gateOf(p.unit)));
+        this.markSkipped(step, p.unit, DECISION_LETTER[p.decision]);
+      } else {
+        run.report.nonFiniteFallbacks++;
+        await this.compute(step, p.unit, "N");
+      }
+    }
+  }
+
+  private async flushStacked(step: StepWork, p: StepWork["pending"][number]): Promise<void> {
+    const run = this.run as ActiveRun;
+    const unit = this.units[p.unit];
+    const { atoms } = this.model.structure;
+    const gates = atoms.slice(unit.start, unit.end).map((a) => this.need(step.store, a.gate as string));
+    const out = await this.accumulator.runStacked(
+      this.need(step.store, atoms[unit.start].streamIn),
+      gates,
+      p.approximation,
+    );
+    if (isAllFinite(out)) {
+      step.store.set(atoms[unit.end - 1].streamOut, out);
+      this.markSkipped(step, p.unit, DECISION_LETTER[p.decision]);
+      return;
+    }
+    run.report.nonFiniteFallbacks++;
+    await this.compute(step, p.unit, "N");
+  }
+
+  private markSkipped(step: StepWork, u: number, letter: string): void {
+    const run = this.run as ActiveRun;
+    for (const t of this.sideOutputs[u]) step.store.set(t, this.need(step.sideCache, t));
+    step.letters[u] = letter;
+    run.report.unitsSkipped++;
   }
 
   private stateFor(pass: Pass): PolicyState {
@@ -306,7 +444,7 @@ function checkUnits(units: UnitSpec[], info: ModelInfo, policy: string): void {
       u.start === next &&
       u.end > u.start &&
       u.end <= info.atoms.length &&
-      (u.cache === "delta" || u.end - u.start === 1);
+      (u.cache === "delta" || u.end - u.start === 1 || (u.cache === "stacked" && info.canStack));
     if (!ok)
       throw new DittoError(
         "OPTION_INVALID",

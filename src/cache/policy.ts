@@ -12,12 +12,14 @@ export type Decision = "compute" | "reuse" | "forecast";
 
 /**
  * A cacheable unit: atoms [start, end). `value` caches the pre-gate branch output (one atom; the engine applies the
- * current gate on reuse), `delta` caches the residual delta h_out − h_in of the whole range.
+ * current gate on reuse), `delta` caches the residual delta h_out − h_in of the whole range, `stacked` caches every
+ * atom's pre-gate value side by side (one tensor [B, D, T', U]) and applies each atom's current gate on reuse: the
+ * same per-branch semantics as `value` units, for branches that are always computed together (TaylorSeer, FORA).
  */
 export interface UnitSpec {
   start: number;
   end: number;
-  cache: "value" | "delta";
+  cache: "value" | "delta" | "stacked";
 }
 
 export interface AtomInfo {
@@ -36,6 +38,8 @@ export interface ModelInfo {
   blocks: { index: number; atoms: number[] }[];
   /** SHA-256 of the ONNX file (artifacts are tied to it). */
   sha256: string;
+  /** Whether every atom is gated with stream-shaped values, so `stacked` units are possible. */
+  canStack: boolean;
   /** FLOPs per sample of the embed (with all modulation) and the head. */
   embedFlops: number;
   headFlops: number;
@@ -43,6 +47,8 @@ export interface ModelInfo {
 
 export interface RunContext {
   model: ModelInfo;
+  /** The policy's own unit partition for this model. */
+  units: UnitSpec[];
   steps: number;
   sampler: { kind: SamplerKind; steps: number; shift: number };
   cfgScale: number;
@@ -67,13 +73,24 @@ export interface ComputedUnit {
   value(): Tensor;
 }
 
+/** A cached unit's value as a linear combination Σ coef·tensor (reuse: one term with coef 1; Taylor: several). */
+export interface Approximation {
+  terms: { tensor: Tensor; coef: number }[];
+}
+
 /** Per-generation, per-CFG-branch state (the forecaster: reset by construction, beginStep, update, approximate). */
 export interface PolicyState {
   beginStep?(view: StepView): void | Promise<void>;
+  /**
+   * Every unit's decision for this step, decided before any unit runs. Policies whose decisions do not depend on
+   * what this step computes provide it, which lets the engine run a full step as one session.
+   */
+  plan?(view: StepView): Decision[];
+  /** One unit's decision, asked in forward order after the earlier units ran (used when there is no plan). */
   decide(unit: number, view: StepView): Decision;
   update(unit: number, computed: ComputedUnit, view: StepView): void;
-  /** The value to use for a unit that is not computed; may return undefined when nothing is cached yet. */
-  approximate(unit: number, decision: Decision, view: StepView): Tensor | undefined;
+  /** The value to use for a unit that is not computed; undefined when nothing is cached yet. */
+  approximate(unit: number, decision: Decision, view: StepView): Approximation | undefined;
   /** Bytes held by cached tensors now. */
   bytes(): number;
 }
@@ -94,6 +111,11 @@ export interface CachePolicy {
 /** Every atom as its own `value` unit (branch granularity: FORA, TaylorSeer, BAC, HarmoniCa). */
 export function atomUnits(model: ModelInfo): UnitSpec[] {
   return model.atoms.map((a) => ({ start: a.index, end: a.index + 1, cache: a.hasValue ? "value" : "delta" }));
+}
+
+/** The whole stack as one `stacked` unit where the model allows it, else one `value` unit per atom. */
+export function synchronousUnits(model: ModelInfo): UnitSpec[] {
+  return model.canStack ? [{ start: 0, end: model.atoms.length, cache: "stacked" }] : atomUnits(model);
 }
 
 /** Every block as one `delta` unit. */

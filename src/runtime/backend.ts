@@ -13,6 +13,11 @@ export interface SessionOptions {
   graphOptimization?: GraphOptimization;
   /** e.g. ["cpu"], or ["cuda"] after installing onnxruntime-node's CUDA binaries (see README). */
   executionProviders?: string[];
+  /**
+   * Let idle worker threads spin waiting for work (ONNX Runtime's default). Off by default in Ditto: with one
+   * session per segment, spinning pools of finished sessions steal the cores the next session needs.
+   */
+  spinning?: boolean;
 }
 
 export interface Session {

@@ -13,7 +13,8 @@ import { planEmbed, planHead, planRange, type SegmentPlan } from "../model/plan.
 import { extractSubModel, type TensorType } from "../onnx/extract.ts";
 import { GraphIndex } from "../onnx/graph.ts";
 import { type LoadedOnnx, loadOnnx } from "../onnx/load.ts";
-import { elementTypeOf, graphOf, onnx } from "../onnx/proto.ts";
+import { elementTypeOf, graphOf, type ModelProto, onnx } from "../onnx/proto.ts";
+import { appendStackedValues, STACK_OUTPUT } from "../onnx/rewrite.ts";
 import type { Backend, Session, SessionOptions } from "./backend.ts";
 import { feedsFor } from "./model-inputs.ts";
 import { nodeBackend } from "./node-backend.ts";
@@ -24,6 +25,14 @@ export interface LoadOptions {
   session?: SessionOptions;
   /** For a bare .onnx with no manifest.json beside it, guess one (used by `ditto inspect`; never for generation). */
   inferManifest?: boolean;
+}
+
+/** A segment whose extracted graph is edited before use (e.g. the stacked-values output). */
+interface SegmentVariant {
+  outputs: string[];
+  /** Tensors kept as outputs during extraction (so their nodes stay) but dropped from the final outputs. */
+  internal: string[];
+  rewrite(model: ModelProto): void;
 }
 
 /** Batch size of the probe run; an odd size so the batch axis is told apart from other dims. */
@@ -81,6 +90,41 @@ export class DiT {
     return this.segment(key, () => planRange(this.graph, this.structure, start, end, extraOutputs));
   }
 
+  /**
+   * Atoms [start, end) as one session that also outputs every atom's pre-gate value stacked units-innermost
+   * ([B, D, T', U], output STACK_OUTPUT) for the stacked accumulate. Needs every atom gated (see `canStack`).
+   */
+  stackedRange(start: number, end: number): Promise<Segment> {
+    return this.segment(
+      `stacked:${start}:${end}`,
+      () => planRange(this.graph, this.structure, start, end),
+      (plan) => {
+        const values = this.structure.atoms.slice(start, end).map((a) => a.value);
+        const rank = this.dims.get(values[0])?.length ?? 3;
+        return {
+          outputs: [...plan.outputs, STACK_OUTPUT],
+          internal: values,
+          rewrite: (m) => appendStackedValues(m, values, rank),
+        };
+      },
+    );
+  }
+
+  /**
+   * Whether every atom caches a gated pre-gate value shaped like the stream, with a gate [B, 1…, D]: then a
+   * synchronous policy (all branches computed on the same steps) can cache the whole stack as one stacked unit.
+   */
+  canStack(): boolean {
+    const h = this.dims.get(this.structure.atoms[0]?.streamIn ?? "");
+    if (!h) return false;
+    return this.structure.atoms.every((a) => {
+      const v = this.dims.get(a.value);
+      const g = a.gate ? this.dims.get(a.gate) : undefined;
+      if (!v || !g || v.join() !== h.join() || g.length !== h.length) return false;
+      return g[0] === h[0] && g[g.length - 1] === h[h.length - 1] && g.slice(1, -1).every((d) => d === 1);
+    });
+  }
+
   /** A session computing arbitrary tensors from arbitrary inputs (e.g. TeaCache's signal from h_0). */
   tap(inputs: string[], outputs: string[]): Promise<Segment> {
     const key = `tap:${inputs.join(",")}->${outputs.join(",")}`;
@@ -123,25 +167,38 @@ export class DiT {
     this.segments.clear();
   }
 
-  private segment(key: string, plan: () => SegmentPlan): Promise<Segment> {
+  private segment(
+    key: string,
+    plan: () => SegmentPlan,
+    variant?: (plan: SegmentPlan) => SegmentVariant,
+  ): Promise<Segment> {
     let s = this.segments.get(key);
     if (!s) {
-      s = this.createSegment(plan());
+      s = this.createSegment(plan(), variant);
       this.segments.set(key, s);
     }
     return s;
   }
 
-  private async createSegment(plan: SegmentPlan): Promise<Segment> {
+  private async createSegment(plan: SegmentPlan, variant?: (plan: SegmentPlan) => SegmentVariant): Promise<Segment> {
     const missing = [...plan.inputs, ...plan.outputs].filter(
       (t) => !this.types.has(t) && !this.graph.graphInputs.has(t),
     );
     if (missing.length > 0) await this.probe(missing);
+    const v = variant?.(plan);
     const { model, nodeIndices } = extractSubModel(
       this.onnx.proto,
-      { inputs: plan.inputs, outputs: plan.outputs, types: this.types, name: plan.name },
+      { inputs: plan.inputs, outputs: [...plan.outputs, ...(v?.internal ?? [])], types: this.types, name: plan.name },
       this.graph,
     );
+    if (v) {
+      const graph = graphOf(model);
+      graph.output = graph.output.filter(
+        (o) => !v.internal.includes(o.name ?? "") || plan.outputs.includes(o.name ?? ""),
+      );
+      v.rewrite(model);
+      plan = { ...plan, name: `${plan.name}+stacked`, outputs: v.outputs };
+    }
     const bytes = onnx.ModelProto.encode(model).finish();
     const session = await this.backend.createSession(bytes, this.sessionOptions);
     return new Segment(

@@ -8,6 +8,12 @@ export const nodeBackend: Backend = {
     const ortOptions: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: options.graphOptimization ?? "all",
       executionProviders: options.executionProviders ?? ["cpu"],
+      extra: {
+        session: {
+          intra_op: { allow_spinning: options.spinning ? "1" : "0" },
+          inter_op: { allow_spinning: options.spinning ? "1" : "0" },
+        },
+      },
     };
     // onnxruntime-node rejects an explicit `undefined` here: set only what was given.
     if (options.intraOpThreads !== undefined) ortOptions.intraOpNumThreads = options.intraOpThreads;

@@ -6,9 +6,18 @@
  * Spec: shared/specs/taylorseer.md ("code form": actual spacing d, expansion in the step index).
  */
 import type { Tensor } from "onnxruntime-common";
-import { float32, floatData } from "../../runtime/tensor-ops.ts";
+import { byteSize } from "../../runtime/tensor-ops.ts";
 import { formatSpec, type OptionSchema, resolveOptions } from "../options.ts";
-import { atomUnits, type CachePolicy, type PolicyState, type RunContext, type StepView } from "../policy.ts";
+import {
+  type Approximation,
+  type CachePolicy,
+  type ComputedUnit,
+  type Decision,
+  type PolicyState,
+  type RunContext,
+  type StepView,
+  synchronousUnits,
+} from "../policy.ts";
 
 export interface TaylorSeerOptions {
   /** N: steps between full steps (default 4). Larger is faster and less faithful. */
@@ -68,8 +77,8 @@ function taylorPolicy(name: string, spec: string, opts: Required<TaylorSeerOptio
   return {
     name,
     spec,
-    units: atomUnits,
-    createState: () => new TaylorState(opts),
+    units: synchronousUnits,
+    createState: (ctx: RunContext) => new TaylorState(opts, ctx.units.length),
     describe: (ctx: RunContext) => ({
       method: name,
       N: opts.interval,
@@ -80,67 +89,75 @@ function taylorPolicy(name: string, spec: string, opts: Required<TaylorSeerOptio
   };
 }
 
-/** Finite-difference factors D_0 … D_n per unit, refreshed at full steps. */
+/**
+ * Per unit, the last O + 1 full-step values V_0 (newest) … V_O and the finite-difference factors as coefficient
+ * rows over them: D_i = Σ_j A[i][j]·V_j. The recursion D'_0 = F, D'_{i+1} = (D'_i − D_i)/d (spec, "code form",
+ * with d the actual spacing) then runs on the small rows instead of on tensors, so a full step does no tensor
+ * arithmetic at all, and a forecast Σ_i D_i·k^i/i! becomes one weighted sum of stored values that the engine
+ * evaluates in ONNX Runtime together with every other unit.
+ */
 export class TaylorState implements PolicyState {
-  private readonly factors = new Map<number, Float32Array[]>();
-  private readonly lastFull = new Map<number, number>();
-  private dims: readonly number[] = [];
+  private readonly history = new Map<number, { values: Tensor[]; factors: number[][]; at: number }>();
   private readonly opts: Required<TaylorSeerOptions>;
+  private readonly unitCount: number;
 
-  constructor(opts: Required<TaylorSeerOptions>) {
+  constructor(opts: Required<TaylorSeerOptions>, unitCount: number) {
     this.opts = opts;
+    this.unitCount = unitCount;
   }
 
-  decide(_unit: number, view: StepView) {
-    if (isFullStep(view.step, this.opts.interval, this.opts.warmup)) return "compute" as const;
-    return this.opts.order === 0 ? ("reuse" as const) : ("forecast" as const);
+  /** Every unit is full or forecast on the same steps (pitfall 6: partial forecasting hurts). */
+  plan(view: StepView): Decision[] {
+    return new Array(this.unitCount).fill(this.decide(0, view));
   }
 
-  update(unit: number, computed: { value(): Tensor }, view: StepView): void {
+  decide(_unit: number, view: StepView): Decision {
+    if (isFullStep(view.step, this.opts.interval, this.opts.warmup)) return "compute";
+    return this.opts.order === 0 ? "reuse" : "forecast";
+  }
+
+  update(unit: number, computed: ComputedUnit, view: StepView): void {
     const value = computed.value();
-    this.dims = value.dims;
-    const f = floatData(value);
     const x = this.position(view);
-    const old = this.factors.get(unit);
-    const prev = this.lastFull.get(unit);
-    if (view.step < this.opts.warmup - 1 || !old || prev === undefined) {
-      this.factors.set(unit, [f]); // warm-up guard: early steps keep only the value
-    } else {
-      // D'_0 = F; D'_{i+1} = (D'_i − D_i) / d, with d the actual spacing (spec, "code form").
-      const d = x - prev;
-      const next = [f];
-      for (let i = 0; i < this.opts.order && i < old.length; i++) {
-        const diff = new Float32Array(f.length);
-        const a = next[i];
-        const b = old[i];
-        for (let j = 0; j < f.length; j++) diff[j] = Math.fround(a[j] - b[j]) / d;
-        next.push(diff);
-      }
-      this.factors.set(unit, next);
+    const old = this.history.get(unit);
+    if (view.step < this.opts.warmup - 1 || !old) {
+      this.history.set(unit, { values: [value], factors: [[1]], at: x }); // warm-up guard: keep only the value
+      return;
     }
-    this.lastFull.set(unit, x);
+    const d = x - old.at;
+    const shifted = old.factors.map((row) => [0, ...row]); // old V_j is now V_{j+1}
+    const factors = [[1]];
+    for (let i = 0; i < this.opts.order && i < shifted.length; i++) {
+      const a = factors[i];
+      const b = shifted[i];
+      factors.push(Array.from({ length: Math.max(a.length, b.length) }, (_, j) => ((a[j] ?? 0) - (b[j] ?? 0)) / d));
+    }
+    const kept = Math.max(...factors.map((row) => row.length));
+    this.history.set(unit, { values: [value, ...old.values].slice(0, kept), factors, at: x });
   }
 
-  approximate(unit: number, _decision: string, view: StepView): Tensor | undefined {
-    const factors = this.factors.get(unit);
-    const last = this.lastFull.get(unit);
-    if (!factors || last === undefined) return undefined;
-    if (factors.length === 1) return float32(factors[0], this.dims);
-    // F̂ = Σ_i D_i · k^i / i!, k = offset from the last full step.
-    const k = this.position(view) - last;
-    const out = new Float32Array(factors[0]);
+  /** Number of factors D_0 … D_n held for a unit (for tests and traces). */
+  factorCount(unit: number): number {
+    return this.history.get(unit)?.factors.length ?? 0;
+  }
+
+  /** F̂ = Σ_i D_i · k^i / i!, k = offset from the last full step, as a weighted sum of the stored values. */
+  approximate(unit: number, _decision: Decision, view: StepView): Approximation | undefined {
+    const h = this.history.get(unit);
+    if (!h) return undefined;
+    const k = this.position(view) - h.at;
+    const weights = new Array(h.values.length).fill(0);
     let coef = 1;
-    for (let i = 1; i < factors.length; i++) {
-      coef *= k / i;
-      const d = factors[i];
-      for (let j = 0; j < out.length; j++) out[j] += coef * d[j];
-    }
-    return float32(out, this.dims);
+    h.factors.forEach((row, i) => {
+      if (i > 0) coef *= k / i;
+      for (let j = 0; j < row.length; j++) weights[j] += coef * row[j];
+    });
+    return { terms: h.values.map((tensor, j) => ({ tensor, coef: weights[j] })) };
   }
 
   bytes(): number {
     let total = 0;
-    for (const list of this.factors.values()) for (const f of list) total += f.byteLength;
+    for (const h of this.history.values()) for (const v of h.values) total += byteSize(v);
     return total;
   }
 

@@ -1,0 +1,189 @@
+/**
+ * The "forecast-and-accumulate" step as one small ONNX graph: for a run of units that are not computed,
+ * h_out = h_in + Σ_u g_u ⊙ Σ_i c_{u,i}·T_{u,i}. Doing this in ONNX Runtime (vectorised, threaded) instead of a
+ * host loop is what keeps a reuse/forecast step a few percent of a full step (TaylorSeer spec, "Mapping onto the
+ * Ditto engine"). Graphs are built per shape signature and cached.
+ */
+import type { Tensor } from "onnxruntime-common";
+import { Tensor as OrtTensor } from "onnxruntime-common";
+import { onnx } from "../onnx/proto.ts";
+import type { Backend, Session, SessionOptions } from "../runtime/backend.ts";
+import type { Approximation } from "./policy.ts";
+
+export interface AccumulateTerm {
+  approximation: Approximation;
+  gate?: Tensor;
+}
+
+export class Accumulator {
+  private readonly backend: Backend;
+  private readonly options: SessionOptions;
+  private readonly sessions = new Map<string, Promise<Session>>();
+
+  constructor(backend: Backend, options: SessionOptions) {
+    this.backend = backend;
+    this.options = options;
+  }
+
+  async run(h: Tensor, units: AccumulateTerm[]): Promise<Tensor> {
+    const signature = units
+      .map((u) => `${u.gate ? "g" : ""}${u.approximation.terms.map((t) => (t.coef === 1 ? "1" : "c")).join("")}`)
+      .join("|");
+    let session = this.sessions.get(signature);
+    if (!session) {
+      session = this.backend.createSession(accumulateGraph(units), this.options);
+      this.sessions.set(signature, session);
+    }
+    const feeds: Record<string, Tensor> = { h };
+    units.forEach((u, i) => {
+      if (u.gate) feeds[`g${i}`] = u.gate;
+      u.approximation.terms.forEach((t, j) => {
+        feeds[`t${i}_${j}`] = t.tensor;
+        if (t.coef !== 1) feeds[`c${i}_${j}`] = new OrtTensor("float32", Float32Array.of(t.coef), []);
+      });
+    });
+    return (await (await session).run(feeds)).out;
+  }
+
+  /**
+   * The stacked form for a whole run of gated branches cached as [B, D, U, T'] tensors (see onnx/rewrite.ts):
+   * h + Σ_j c_j · MatMul(G, S_j) with G = the current gates stacked as [B, D, 1, U].
+   */
+  async runStacked(h: Tensor, gates: Tensor[], approximation: Approximation): Promise<Tensor> {
+    const terms = approximation.terms;
+    const signature = `stacked:${gates.length}:${terms.map((t) => (t.coef === 1 ? "1" : "c")).join("")}`;
+    let session = this.sessions.get(signature);
+    if (!session) {
+      session = this.backend.createSession(
+        stackedGraph(
+          gates.length,
+          terms.map((t) => t.coef !== 1),
+        ),
+        this.options,
+      );
+      this.sessions.set(signature, session);
+    }
+    const feeds: Record<string, Tensor> = { h };
+    gates.forEach((g, i) => {
+      feeds[`g${i}`] = g;
+    });
+    terms.forEach((t, j) => {
+      feeds[`s${j}`] = t.tensor;
+      if (t.coef !== 1) feeds[`c${j}`] = new OrtTensor("float32", Float32Array.of(t.coef), []);
+    });
+    return (await (await session).run(feeds)).out;
+  }
+
+  async release(): Promise<void> {
+    for (const s of this.sessions.values()) await (await s).release();
+    this.sessions.clear();
+  }
+}
+
+/**
+ * Builds the graph for one signature. Coefficients are folded into the gates first (w = c·g is tiny, [B,1,D]), so
+ * every cached tensor is read by exactly one Mul and one shared variadic Sum: two passes over the cache instead of
+ * one per operation. A term with coefficient 1 and no gate enters the Sum directly, so plain reuse stays exact.
+ */
+function accumulateGraph(units: AccumulateTerm[]): Uint8Array {
+  const nodes: ReturnType<typeof onnx.NodeProto.create>[] = [];
+  const inputs = [floatInput("h")];
+  let counter = 0;
+  const op = (opType: string, a: string, b: string) => {
+    const out = `v${counter++}`;
+    nodes.push(onnx.NodeProto.create({ opType, input: [a, b], output: [out] }));
+    return out;
+  };
+  const addends = ["h"];
+  units.forEach((u, i) => {
+    if (u.gate) inputs.push(floatInput(`g${i}`));
+    u.approximation.terms.forEach((t, j) => {
+      const name = `t${i}_${j}`;
+      inputs.push(floatInput(name));
+      let weight = u.gate ? `g${i}` : "";
+      if (t.coef !== 1) {
+        inputs.push(floatInput(`c${i}_${j}`, []));
+        weight = weight ? op("Mul", weight, `c${i}_${j}`) : `c${i}_${j}`;
+      }
+      addends.push(weight ? op("Mul", weight, name) : name);
+    });
+  });
+  nodes.push(
+    onnx.NodeProto.create({ opType: addends.length > 1 ? "Sum" : "Identity", input: addends, output: ["out"] }),
+  );
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    opsetImport: [{ domain: "", version: 17 }],
+    producerName: "ditto-accumulate",
+    graph: {
+      name: "accumulate",
+      node: nodes,
+      input: inputs,
+      output: [{ name: "out", type: { tensorType: { elemType: 1 } } }],
+    },
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+function stackedGraph(units: number, scaled: boolean[]): Uint8Array {
+  const nodes: ReturnType<typeof onnx.NodeProto.create>[] = [];
+  const inputs = [floatInput("h")];
+  const node = (opType: string, input: string[], output: string, attribute: object[] = []) => {
+    nodes.push(onnx.NodeProto.create({ opType, input, output: [output], attribute }));
+    return output;
+  };
+  const ints = (name: string, values: number[]) =>
+    onnx.TensorProto.create({ name, dims: [values.length], dataType: 7, int64Data: values });
+  const columns: string[] = [];
+  for (let i = 0; i < units; i++) {
+    inputs.push(floatInput(`g${i}`));
+    columns.push(node("Reshape", [`g${i}`, "bd11"], `gc${i}`)); // [B, 1…, D] → [B, D, 1, 1]
+  }
+  const gates = node("Concat", columns, "G", [{ name: "axis", type: 2, i: 3 }]); // [B, D, 1, U]
+  const sums = scaled.map((isScaled, j) => {
+    inputs.push(floatInput(`s${j}`));
+    let weights = gates;
+    if (isScaled) {
+      inputs.push(floatInput(`c${j}`, []));
+      weights = node("Mul", [gates, `c${j}`], `G${j}`);
+    }
+    return node("MatMul", [weights, `s${j}`], `m${j}`); // [B, D, 1, U] × [B, D, U, T'] → [B, D, 1, T']
+  });
+  const total = sums.length > 1 ? node("Sum", sums, "msum") : sums[0];
+  const flat = node("Reshape", [total, "bd_"], "flat"); // [B, D, T']
+  const tokens = node("Transpose", [flat], "tokens", [{ name: "perm", type: 7, ints: [0, 2, 1] }]); // [B, T', D]
+  const delta = node("Reshape", [tokens, node("Shape", ["h"], "hshape")], "delta");
+  node("Add", ["h", delta], "out");
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    opsetImport: [{ domain: "", version: 17 }],
+    producerName: "ditto-accumulate",
+    graph: {
+      name: "stacked_accumulate",
+      node: nodes,
+      initializer: [ints("bd11", [0, -1, 1, 1]), ints("bd_", [0, 0, -1])],
+      input: inputs,
+      output: [{ name: "out", type: { tensorType: { elemType: 1 } } }],
+    },
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+function floatInput(name: string, dims?: number[]) {
+  return onnx.ValueInfoProto.create({
+    name,
+    type: { tensorType: { elemType: 1, shape: dims ? { dim: dims.map((d) => ({ dimValue: d })) } : undefined } },
+  });
+}
+
+/** Σ_i c_i·T_i on the host (the slow path, used to find which unit holds a non-finite value). */
+export function materialize(a: Approximation): Tensor {
+  const first = a.terms[0];
+  if (a.terms.length === 1 && first.coef === 1) return first.tensor;
+  const out = new Float32Array((first.tensor.data as Float32Array).length);
+  for (const { tensor, coef } of a.terms) {
+    const d = tensor.data as Float32Array;
+    for (let k = 0; k < out.length; k++) out[k] += coef * d[k];
+  }
+  return new OrtTensor("float32", out, first.tensor.dims);
+}

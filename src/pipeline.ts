@@ -4,7 +4,7 @@
  *   const pipeline = await loadPipeline();             // the shipped model
  *   const result = await pipeline.generate({ classes: [0, 7], cache: taylorseer({ interval: 4 }) });
  */
-import { CacheEngine, type RunReport } from "./cache/engine.ts";
+import { CacheEngine, type EngineObserver, type RunReport } from "./cache/engine.ts";
 import { none } from "./cache/policies/none.ts";
 import type { CachePolicy } from "./cache/policy.ts";
 import { parseCacheSpec } from "./cache/registry.ts";
@@ -34,6 +34,8 @@ export interface GenerateOptions {
   /** Initial noise to use instead of seeded noise, [N, C, H, W] (calibration and tests). */
   noise?: Float32Array;
   onStep?: (progress: GenerationProgress) => void;
+  /** Sees every network evaluation's tensors (profiling, calibration). */
+  observer?: EngineObserver;
 }
 
 export interface GenerationProgress {
@@ -113,15 +115,18 @@ export class Pipeline {
       const hi = Math.min(n, lo + batchSize);
       const start = performance.now();
       let x: Float32Array = noise.slice(lo * perSample, hi * perSample);
-      for await (const result of engine.generate({
-        noise: x,
-        dims: [hi - lo, c, h, w],
-        classes: classes?.slice(lo, hi),
-        nullClass: m.inputs.condition?.nullClass,
-        cfgScale: classes ? cfgScale : 1,
-        cfgMode: options.cfgMode,
-        sampler,
-      })) {
+      for await (const result of engine.generate(
+        {
+          noise: x,
+          dims: [hi - lo, c, h, w],
+          classes: classes?.slice(lo, hi),
+          nullClass: m.inputs.condition?.nullClass,
+          cfgScale: classes ? cfgScale : 1,
+          cfgMode: options.cfgMode,
+          sampler,
+        },
+        options.observer && ((event) => options.observer?.({ ...event, batch: b })),
+      )) {
         x = result.x;
         options.onStep?.({ batch: b, batches, step: result.step, steps: sampler.steps, result });
       }

@@ -19,6 +19,9 @@ export const CONFORMANCE: Record<string, { computeAll: string; caching: string }
   none: { computeAll: "none", caching: "none" },
   fora: { computeAll: "fora:interval=1", caching: "fora:interval=3" },
   taylorseer: { computeAll: "taylorseer:interval=1,order=2", caching: "taylorseer:interval=3,order=1,warmup=1" },
+  teacache: { computeAll: "teacache:threshold=0", caching: "teacache:threshold=0.3" },
+  fbcache: { computeAll: "fbcache:threshold=0", caching: "fbcache:threshold=0.3" },
+  dbcache: { computeAll: "dbcache:threshold=0", caching: "dbcache:threshold=0.3,fn=2,bn=1,warmup=1" },
 };
 
 const OPTS = { classes: [0, 8], seeds: [3, 4], steps: 8, cfg: 3 };

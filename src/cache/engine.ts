@@ -68,7 +68,22 @@ interface ActiveRun {
   report: RunReport;
   callsAtStart: Map<Segment, number>;
   sideCache: Map<Pass, Map<string, Tensor>>;
+  observer?: EngineObserver;
 }
+
+/** What an observer sees after each network evaluation: every tensor computed this step, and taps. */
+export interface EvaluationEvent {
+  /** Index of the pipeline batch (set by Pipeline.generate). */
+  batch?: number;
+  step: number;
+  pass: Pass;
+  time: number;
+  store: ReadonlyMap<string, Tensor>;
+  view: StepView;
+}
+
+/** Called after every network evaluation (profilers and calibration record from here). */
+export type EngineObserver = (event: EvaluationEvent) => void | Promise<void>;
 
 /** One network evaluation in progress. */
 interface StepWork {
@@ -83,7 +98,10 @@ interface StepWork {
 
 export function modelInfo(model: DiT, flops: { embed: number; head: number; atoms: number[] }): ModelInfo {
   const { structure } = model;
+  const h = model.probeDims(structure.atoms[0].streamIn) ?? [];
   return {
+    tokens: h.length > 2 ? h.slice(1, -1).reduce((a, b) => a * b, 1) : 1,
+    hidden: h.at(-1) ?? 0,
     canStack: model.canStack(),
     atoms: structure.atoms.map((a) => ({
       index: a.index,
@@ -155,13 +173,14 @@ export class CacheEngine implements NetworkEvaluator {
   }
 
   /** One generation: the denoising loop with this engine as the network; state is fresh for every call. */
-  async *generate(request: DenoiseRequest): AsyncGenerator<StepResult> {
+  async *generate(request: DenoiseRequest, observer?: EngineObserver): AsyncGenerator<StepResult> {
     const ctx = {
       model: this.info,
       units: this.units,
       steps: request.sampler.steps,
       sampler: request.sampler.describe,
       cfgScale: request.cfgScale,
+      cfgMode: request.cfgMode ?? "batched",
     };
     this.states = new Map();
     const segments = [this.embed, this.head, ...this.unitSegments];
@@ -170,6 +189,7 @@ export class CacheEngine implements NetworkEvaluator {
       report: this.emptyReport(ctx),
       callsAtStart: new Map(segments.map((s) => [s, s.calls])),
       sideCache: new Map(),
+      observer,
     };
     const hooks = this.policy.createHooks?.({ ...ctx, pass: "both" }) ?? {};
     for (const s of this.extraSegments) this.run.callsAtStart.set(s, s.calls);
@@ -225,6 +245,7 @@ export class CacheEngine implements NetworkEvaluator {
       await this.flush(step);
     }
     await this.head.run(store);
+    await run.observer?.({ step: ctx.step, pass, time: ctx.time, store, view });
     run.report.trace.push({
       step: ctx.step,
       pass,

@@ -8,7 +8,7 @@ export type OptionValue = number | boolean | string | number[];
 
 export interface OptionSchema {
   name: string;
-  type: "int" | "number" | "bool" | "string" | "int-list";
+  type: "int" | "number" | "bool" | "string" | "int-list" | "number-list";
   default?: OptionValue;
   min?: number;
   max?: number;
@@ -71,6 +71,10 @@ function checkValue(policy: string, opt: OptionSchema, value: unknown): void {
       if (!Array.isArray(value) || !value.every((v) => Number.isInteger(v) && v >= 0))
         bad("expected a list of non-negative integers (a;b;c)");
       break;
+    case "number-list":
+      if (!Array.isArray(value) || !value.every((v) => typeof v === "number" && Number.isFinite(v)))
+        bad("expected a list of numbers (a;b;c)");
+      break;
   }
 }
 
@@ -96,6 +100,7 @@ export function parseOptionValue(policy: string, opt: OptionSchema, text: string
         option: opt.name,
       });
     case "int-list":
+    case "number-list":
       return text === "" ? [] : text.split(/[;|]/).map((v) => Number(v));
     default:
       return text;

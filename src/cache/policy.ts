@@ -5,7 +5,7 @@
  */
 import type { Tensor } from "onnxruntime-common";
 import type { AtomKind } from "../model/discover.ts";
-import type { Pass, StepHooks } from "../sampling/denoise.ts";
+import type { CfgMode, Pass, StepHooks } from "../sampling/denoise.ts";
 import type { SamplerKind } from "../sampling/samplers.ts";
 
 export type Decision = "compute" | "reuse" | "forecast";
@@ -38,6 +38,9 @@ export interface ModelInfo {
   blocks: { index: number; atoms: number[] }[];
   /** SHA-256 of the ONNX file (artifacts are tied to it). */
   sha256: string;
+  /** Tokens and hidden width of the residual stream (h is [B, tokens, hidden]). */
+  tokens: number;
+  hidden: number;
   /** Whether every atom is gated with stream-shaped values, so `stacked` units are possible. */
   canStack: boolean;
   /** FLOPs per sample of the embed (with all modulation) and the head. */
@@ -52,6 +55,7 @@ export interface RunContext {
   steps: number;
   sampler: { kind: SamplerKind; steps: number; shift: number };
   cfgScale: number;
+  cfgMode: CfgMode;
   /** Which CFG branch(es) this state serves. */
   pass: Pass;
 }

@@ -4,8 +4,10 @@
  */
 import { InputError, listChoices } from "../errors.ts";
 import { type OptionSchema, type OptionValue, parseOptionValue } from "./options.ts";
+import { DBCACHE_OPTIONS, dbcache, FBCACHE_OPTIONS, fbcache } from "./policies/fbcache.ts";
 import { none } from "./policies/none.ts";
 import { FORA_OPTIONS, fora, TAYLORSEER_OPTIONS, taylorseer } from "./policies/taylorseer.ts";
+import { TEACACHE_OPTIONS, teacache } from "./policies/teacache.ts";
 import type { CachePolicy } from "./policy.ts";
 
 export interface PolicyDefinition {
@@ -32,6 +34,27 @@ export const POLICIES: readonly PolicyDefinition[] = [
     paper: "arXiv 2503.06923",
     options: TAYLORSEER_OPTIONS,
     create: taylorseer,
+  },
+  {
+    name: "teacache",
+    summary: "skip the whole stack while the rescaled change of block 0's modulated input accumulates under δ",
+    paper: "arXiv 2411.19108",
+    options: TEACACHE_OPTIONS,
+    create: teacache,
+  },
+  {
+    name: "fbcache",
+    summary: "run the first block; skip the rest while its residual's relative change stays under δ",
+    paper: "ParaAttention First-Block Cache",
+    options: FBCACHE_OPTIONS,
+    create: fbcache,
+  },
+  {
+    name: "dbcache",
+    summary: "FBCache with Fn front and Bn back blocks always computed (cache-dit defaults)",
+    paper: "vipshop/cache-dit DBCache",
+    options: DBCACHE_OPTIONS,
+    create: dbcache,
   },
 ];
 
@@ -81,4 +104,16 @@ export function parseCacheSpec(spec: string): CachePolicy {
 function splitOnce(text: string, sep: string): [string, string | undefined] {
   const i = text.indexOf(sep);
   return i < 0 ? [text, undefined] : [text.slice(0, i), text.slice(i + 1)];
+}
+
+/** A policy from a JSON object: { "policy": "taylorseer", "interval": 5, "order": 2 } (`--cache-config`). */
+export function policyFromConfig(config: unknown, source = "cache config"): CachePolicy {
+  if (typeof config !== "object" || config === null || typeof (config as { policy?: unknown }).policy !== "string") {
+    throw new InputError(
+      "OPTION_INVALID",
+      `${source} must be a JSON object with a "policy" name and its options, e.g. {"policy": "taylorseer", "interval": 5}`,
+    );
+  }
+  const { policy, ...options } = config as { policy: string } & Record<string, unknown>;
+  return findPolicy(policy).create(options);
 }

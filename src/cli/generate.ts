@@ -1,8 +1,10 @@
 /** `ditto generate`: sample images with a cache policy and write a PNG grid. */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { RunReport } from "../cache/engine.ts";
+import type { CachePolicy } from "../cache/policy.ts";
+import { parseCacheSpec, policyFromConfig } from "../cache/registry.ts";
 import { InputError } from "../errors.ts";
 import { gridPng, toUnitRange, writePng } from "../image/png.ts";
 import { loadPipeline } from "../pipeline.ts";
@@ -25,6 +27,7 @@ Generates one image per (class, seed) pair â€” rows are classes, columns seeds â
   --shift S          flow time shift (default: the manifest's)
   --sampler NAME     euler (flow models) or ddim (epsilon models)
   --cache SPEC       cache policy, e.g. taylorseer:interval=4,order=1 (default none; see ditto policies)
+  --cache-config F   the policy as JSON instead: {"policy": "taylorseer", "interval": 4, "order": 1}
   --batch N          samples per network batch (default 16)
   --out FILE.png     the grid (default ditto-grid.png)
   --scale N          pixel upscaling of the grid (default 4)
@@ -46,6 +49,7 @@ export async function run(argv: string[]): Promise<void> {
       shift: { type: "string" },
       sampler: { type: "string" },
       cache: { type: "string" },
+      "cache-config": { type: "string" },
       batch: { type: "string" },
       out: { type: "string", default: "ditto-grid.png" },
       scale: { type: "string", default: "4" },
@@ -89,7 +93,7 @@ export async function run(argv: string[]): Promise<void> {
     cfgMode: cfgMode as CfgMode | undefined,
     shift: parseNumber("shift", values.shift),
     sampler: sampler as SamplerKind | undefined,
-    cache: values.cache,
+    cache: cachePolicy(values.cache, values["cache-config"]),
     batch: parseNumber("batch", values.batch, true),
     onStep: (p) => progress.update(p.batch * p.steps + p.step + 1),
   });
@@ -134,6 +138,26 @@ export async function run(argv: string[]): Promise<void> {
   if (!report.finite)
     process.stderr.write("warning: the output holds NaN or Inf values; the image shows them as black\n");
   await pipeline.release();
+}
+
+/** --cache SPEC or --cache-config FILE (not both). */
+export function cachePolicy(spec?: string, configPath?: string): CachePolicy | undefined {
+  if (spec && configPath) throw new InputError("OPTION_INVALID", "give --cache or --cache-config, not both");
+  if (spec) return parseCacheSpec(spec);
+  if (!configPath) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(configPath, "utf8");
+  } catch {
+    throw new InputError("OPTION_INVALID", `--cache-config file not found: ${configPath}`);
+  }
+  let config: unknown;
+  try {
+    config = JSON.parse(text);
+  } catch (err) {
+    throw new InputError("OPTION_INVALID", `--cache-config ${configPath} is not valid JSON: ${(err as Error).message}`);
+  }
+  return policyFromConfig(config, configPath);
 }
 
 /** Totals over the per-batch reports. */

@@ -102,13 +102,28 @@ describe("ditto generate --cache-config", () => {
     const dir = tempDir();
     const good = join(dir, "ts.json");
     writeFileSync(good, JSON.stringify({ policy: "taylorseer", interval: 2, order: 1 }));
-    const ok = await ditto(["generate", "--classes", "2", "--steps", "4", "--cache-config", good, "--out", join(dir, "g.png"), "--json", "--quiet"]);
+    const ok = await ditto([
+      "generate",
+      "--classes",
+      "2",
+      "--steps",
+      "4",
+      "--cache-config",
+      good,
+      "--out",
+      join(dir, "g.png"),
+      "--json",
+      "--quiet",
+    ]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(JSON.parse(ok.stdout).spec, "taylorseer:interval=2,order=1,warmup=2,variable=step");
     const bad = join(dir, "bad.json");
     writeFileSync(bad, JSON.stringify({ policy: "taylorseer", intervall: 2 }));
     const r = await ditto(["generate", "--steps", "2", "--cache-config", bad, "--quiet"]);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /unknown option 'intervall' for cache policy taylorseer; its options are interval, order, warmup or variable/);
+    assert.match(
+      r.stderr,
+      /unknown option 'intervall' for cache policy taylorseer; its options are interval, order, warmup or variable/,
+    );
   });
 });

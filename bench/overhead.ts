@@ -1,0 +1,51 @@
+/**
+ * `npm run bench:overhead`: what splitting the model into per-block sessions costs. Median ratio of the block-split
+ * uncached forward time to one whole-model session, over interleaved repeated runs, at batch 1 and batch 16.
+ * Last line: {"ratioBatch1": …, "ratioBatch16": …}.
+ */
+import { Tensor } from "onnxruntime-common";
+import { median } from "../src/bench/harness.ts";
+import { loadDiT } from "../src/runtime/dit.ts";
+import { feedsFor } from "../src/runtime/model-inputs.ts";
+import type { TensorStore } from "../src/runtime/segment.ts";
+
+const repeats = Number(process.env.REPEATS ?? 40);
+const model = await loadDiT(process.argv[2]);
+const whole = await model.wholeModel();
+const blocks = await Promise.all(
+  model.structure.blocks.map((b) => model.range(b.atoms[0], (b.atoms.at(-1) as number) + 1)),
+);
+const segments = [await model.embed(), ...blocks, await model.head()];
+const { channels: c, height: h, width: w } = model.manifest.image;
+const result: Record<string, number> = {};
+for (const batch of [1, 16]) {
+  const x = new Float32Array(batch * c * h * w).map((_, i) => Math.sin(i));
+  const feeds = feedsFor(model.manifest, {
+    sample: new Tensor("float32", x, [batch, c, h, w]),
+    time: new Float64Array(batch).fill(0.5),
+    condition: new Int32Array(batch).map((_, i) => i % 10),
+  });
+  const split = async () => {
+    const store: TensorStore = new Map(Object.entries(feeds));
+    for (const s of segments) await s.run(store);
+  };
+  const monolithic = () => whole.run(feeds);
+  for (let i = 0; i < 3; i++) await Promise.all([]).then(split).then(monolithic);
+  const ratios: number[] = [];
+  const times: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    let t0 = performance.now();
+    await monolithic();
+    const tw = performance.now() - t0;
+    t0 = performance.now();
+    await split();
+    const ts = performance.now() - t0;
+    ratios.push(ts / tw);
+    times.push(tw);
+  }
+  result[`ratioBatch${batch}`] = Math.round(median(ratios) * 1000) / 1000;
+  console.log(
+    `batch ${batch}: whole-model ${median(times).toFixed(2)} ms per forward; block-split ÷ whole = ${median(ratios).toFixed(3)} (median of ${repeats})`,
+  );
+}
+console.log(JSON.stringify(result));

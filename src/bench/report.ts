@@ -1,0 +1,74 @@
+/** Benchmark output: the JSON contract, a Markdown table, and the Pareto chart (measured speedup vs PSNR). */
+import type { TopLevelSpec } from "vega-lite";
+import { renderChart } from "../plot/chart.ts";
+import type { BenchResult } from "./harness.ts";
+
+/**
+ * `{"rows": [{"policy", "spec", "wallMs", "speedup", "idealSpeedup", "psnr", "ssim", "fd", "accuracy",
+ * "cacheBytes", …}], "settings": {…}}`. An infinite PSNR (identical images) is written as 1e999, a valid JSON
+ * number that JavaScript's and Python's JSON parsers read back as Infinity.
+ */
+export function benchJson(result: BenchResult): string {
+  return JSON.stringify(
+    result,
+    (_key, value) => (value === Number.POSITIVE_INFINITY ? "__INF__" : value),
+    1,
+  ).replaceAll('"__INF__"', "1e999");
+}
+
+export function benchMarkdown(result: BenchResult, command: string): string {
+  const s = result.settings;
+  const fmt = (v: number, digits: number) =>
+    v === Number.POSITIVE_INFINITY ? "∞" : Number.isNaN(v) ? "–" : v.toFixed(digits);
+  const lines = [
+    `Measured on ${s.date}, model ${s.model}, ${s.steps} Euler steps, CFG ${s.cfg}; quality over ${s.samples} samples ` +
+      `(seeds 0–${s.samples - 1}, classes cycling); timing: median of ${s.repeats} interleaved runs of ${s.timingSamples} ` +
+      `samples, uncached ${fmt(s.uncachedWallMs / 1000, 2)} s. Command: \`${command}\``,
+    "",
+    "| policy | speedup (measured) | ideal | measured ÷ ideal | PSNR (dB) | SSIM | FD | accuracy | feature dist. | cache MiB |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ...result.rows.map(
+      (r) =>
+        `| \`${r.spec}\` | ${fmt(r.speedup, 2)}× | ${fmt(r.idealSpeedup, 2)}× | ${fmt(r.efficiency, 2)} | ${fmt(r.psnr, 2)} | ` +
+        `${fmt(r.ssim, 4)} | ${fmt(r.fd, 2)} | ${fmt(r.accuracy * 100, 1)} % | ${fmt(r.featureDistance, 3)} | ${fmt(r.cacheBytes / 2 ** 20, 1)} |`,
+    ),
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+/** One labelled point per policy setting; identical-to-uncached rows (PSNR ∞) are drawn at the top edge. */
+export function benchPlot(result: BenchResult): Promise<Buffer> {
+  const finite = result.rows.map((r) => r.psnr).filter(Number.isFinite);
+  const top = Math.ceil((finite.length ? Math.max(...finite) : 40) / 5) * 5 + 5;
+  const points = result.rows.map((r) => ({
+    speedup: r.speedup,
+    psnr: Number.isFinite(r.psnr) ? r.psnr : top,
+    policy: r.policy,
+    label: Number.isFinite(r.psnr) ? r.spec.replace(/^[^:]+:/, "") || r.spec : `${r.spec} (∞ dB)`,
+  }));
+  const x = {
+    field: "speedup",
+    type: "quantitative",
+    title: "measured wall-clock speedup vs uncached (×)",
+    scale: { zero: false },
+  } as const;
+  const y = { field: "psnr", type: "quantitative", title: "PSNR vs uncached (dB)", scale: { zero: false } } as const;
+  const spec: TopLevelSpec = {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: `Speed vs fidelity — ${result.settings.model}, ${result.settings.steps} steps, CFG ${result.settings.cfg} (${result.settings.date})`,
+    width: 640,
+    height: 420,
+    data: { values: points },
+    layer: [
+      {
+        mark: { type: "point", filled: true, size: 70 },
+        encoding: { x, y, color: { field: "policy", type: "nominal", title: "policy" } },
+      },
+      {
+        mark: { type: "text", dx: 6, dy: -6, align: "left", fontSize: 9 },
+        encoding: { x, y, text: { field: "label" } },
+      },
+    ],
+  };
+  return renderChart(spec);
+}

@@ -1,0 +1,45 @@
+/** The benchmark's smoke test: the table's structure and the identities, not speed. */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { QUICK_SETTINGS, runBench } from "../src/bench/harness.ts";
+import { benchJson, benchMarkdown, benchPlot } from "../src/bench/report.ts";
+import { loadPipeline } from "../src/pipeline.ts";
+import { SHIPPED_MODEL } from "./helpers.ts";
+
+describe("ditto bench --quick", () => {
+  it("writes every contract field, PSNR = ∞ and SSIM = 1 for uncached vs uncached, and a PNG plot", async () => {
+    const pipeline = await loadPipeline(SHIPPED_MODEL);
+    const result = await runBench(pipeline, ["none", "fora:interval=2"], QUICK_SETTINGS);
+    const parsed = JSON.parse(benchJson(result));
+    assert.equal(parsed.rows.length, 2);
+    for (const row of parsed.rows) {
+      for (const key of [
+        "policy",
+        "spec",
+        "wallMs",
+        "speedup",
+        "idealSpeedup",
+        "psnr",
+        "ssim",
+        "fd",
+        "accuracy",
+        "cacheBytes",
+      ]) {
+        assert.ok(key in row, `row has ${key}`);
+      }
+    }
+    const [uncached, fora] = parsed.rows;
+    assert.equal(uncached.psnr, Number.POSITIVE_INFINITY, "1e999 reads back as Infinity");
+    assert.equal(uncached.ssim, 1);
+    assert.equal(uncached.idealSpeedup, 1);
+    assert.ok(Number.isFinite(fora.psnr) && fora.psnr > 5);
+    assert.ok(fora.idealSpeedup > 1.5);
+    assert.equal(parsed.settings.steps, QUICK_SETTINGS.steps);
+    const md = benchMarkdown(result, "ditto bench --quick");
+    assert.match(md, /\| `none` \| [\d.]+× \| 1\.00× \|/);
+    assert.match(md, /\| ∞ \| 1\.0000 \|/);
+    const png = await benchPlot(result);
+    assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47], "a PNG");
+    await pipeline.release();
+  });
+});

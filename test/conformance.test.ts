@@ -7,22 +7,50 @@
  * - a NaN in a cached value makes the engine compute that unit instead, and counts it.
  */
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Tensor } from "onnxruntime-common";
 import type { CachePolicy } from "../src/cache/policy.ts";
 import { POLICIES, parseCacheSpec } from "../src/cache/registry.ts";
 import { loadPipeline, type Pipeline } from "../src/pipeline.ts";
-import { assertBitIdentical, SHIPPED_MODEL } from "./helpers.ts";
+import { profileErtaCache } from "../src/profiling/ertacache.ts";
+import type { CfgMode } from "../src/sampling/denoise.ts";
+import { assertBitIdentical, SHIPPED_MODEL, tempDir } from "./helpers.ts";
 
-/** Per policy: a spec that computes everything, and one that caches. A new policy must add a line here. */
-export const CONFORMANCE: Record<string, { computeAll: string; caching: string } | { skip: string }> = {
-  none: { computeAll: "none", caching: "none" },
-  fora: { computeAll: "fora:interval=1", caching: "fora:interval=3" },
-  taylorseer: { computeAll: "taylorseer:interval=1,order=2", caching: "taylorseer:interval=3,order=1,warmup=1" },
-  teacache: { computeAll: "teacache:threshold=0", caching: "teacache:threshold=0.3" },
-  fbcache: { computeAll: "fbcache:threshold=0", caching: "fbcache:threshold=0.3" },
-  dbcache: { computeAll: "dbcache:threshold=0", caching: "dbcache:threshold=0.3,fn=2,bn=1,warmup=1" },
-};
+type Specs = { computeAll: string; caching: string };
+
+/**
+ * Per policy: a spec that computes everything and one that caches, or a setup that calibrates them on the model
+ * first. A new policy must add a line here.
+ */
+export const CONFORMANCE: Record<string, Specs | { setup: (pipeline: Pipeline, cfgMode: CfgMode) => Promise<Specs> }> =
+  {
+    none: { computeAll: "none", caching: "none" },
+    fora: { computeAll: "fora:interval=1", caching: "fora:interval=3" },
+    taylorseer: { computeAll: "taylorseer:interval=1,order=2", caching: "taylorseer:interval=3,order=1,warmup=1" },
+    teacache: { computeAll: "teacache:threshold=0", caching: "teacache:threshold=0.3" },
+    fbcache: { computeAll: "fbcache:threshold=0", caching: "fbcache:threshold=0.3" },
+    dbcache: { computeAll: "dbcache:threshold=0", caching: "dbcache:threshold=0.3,fn=2,bn=1,warmup=1" },
+    ertacache: {
+      setup: async (pipeline, cfgMode) => {
+        const [zero, half] = await profileErtaCache(pipeline, {
+          ...OPTS,
+          cfgMode,
+          items: 2,
+          lambdas: [0],
+          computedSteps: [4],
+        });
+        return { computeAll: `ertacache:artifact=${saved(zero)}`, caching: `ertacache:artifact=${saved(half)}` };
+      },
+    },
+  };
+
+function saved(artifact: object): string {
+  const path = join(tempDir(), "artifact.json");
+  writeFileSync(path, JSON.stringify(artifact));
+  return path;
+}
 
 const OPTS = { classes: [0, 8], seeds: [3, 4], steps: 8, cfg: 3 };
 
@@ -39,12 +67,10 @@ describe("policy conformance", () => {
     assert.deepEqual(Object.keys(CONFORMANCE).sort(), POLICIES.map((p) => p.name).sort());
   });
 
-  for (const [name, entry] of Object.entries(CONFORMANCE)) {
-    if ("skip" in entry) {
-      it(`${name}: skipped — ${entry.skip}`, { skip: entry.skip }, () => {});
-      continue;
-    }
+  for (const [name, declared] of Object.entries(CONFORMANCE)) {
+    let entry: Specs = { computeAll: "none", caching: "none" };
     it(`${name}: computing everything is bit-identical to uncached`, async () => {
+      entry = "setup" in declared ? await declared.setup(pipeline, "batched") : declared;
       const result = await pipeline.generate({ ...OPTS, cache: entry.computeAll });
       assertBitIdentical(result.samples, uncached, entry.computeAll);
       assert.equal(result.reports[0].unitsSkipped, 0);
@@ -59,11 +85,12 @@ describe("policy conformance", () => {
     });
 
     it(`${name}: separate CFG passes keep separate state`, async () => {
-      const result = await pipeline.generate({ ...OPTS, cache: entry.caching, cfgMode: "separate" });
+      const separate = "setup" in declared ? await declared.setup(pipeline, "separate") : declared;
+      const result = await pipeline.generate({ ...OPTS, cache: separate.caching, cfgMode: "separate" });
       const passes = new Set(result.reports[0].trace.map((t) => t.pass));
       assert.deepEqual([...passes].sort(), ["cond", "uncond"]);
       assert.ok(result.samples.every(Number.isFinite));
-      const computeAll = await pipeline.generate({ ...OPTS, cache: entry.computeAll, cfgMode: "separate" });
+      const computeAll = await pipeline.generate({ ...OPTS, cache: separate.computeAll, cfgMode: "separate" });
       const batched = await pipeline.generate({ ...OPTS, cache: entry.computeAll });
       // Uncached, the two CFG modes differ only by batching; ONNX Runtime's kernels are batch-independent here.
       assert.ok(maxDiff(computeAll.samples, batched.samples) < 1e-4);

@@ -100,6 +100,7 @@ export function modelInfo(model: DiT, flops: { embed: number; head: number; atom
   const { structure } = model;
   const h = model.probeDims(structure.atoms[0].streamIn) ?? [];
   return {
+    image: model.manifest.image,
     tokens: h.length > 2 ? h.slice(1, -1).reduce((a, b) => a * b, 1) : 1,
     hidden: h.at(-1) ?? 0,
     canStack: model.canStack(),

@@ -38,6 +38,8 @@ export interface ModelInfo {
   blocks: { index: number; atoms: number[] }[];
   /** SHA-256 of the ONNX file (artifacts are tied to it). */
   sha256: string;
+  /** The sample layout [C, H, W]. */
+  image: { channels: number; height: number; width: number };
   /** Tokens and hidden width of the residual stream (h is [B, tokens, hidden]). */
   tokens: number;
   hidden: number;

@@ -4,6 +4,7 @@
  */
 import { InputError, listChoices } from "../errors.ts";
 import { type OptionSchema, type OptionValue, parseOptionValue } from "./options.ts";
+import { ERTACACHE_OPTIONS, ertacache } from "./policies/ertacache.ts";
 import { DBCACHE_OPTIONS, dbcache, FBCACHE_OPTIONS, fbcache } from "./policies/fbcache.ts";
 import { none } from "./policies/none.ts";
 import { FORA_OPTIONS, fora, TAYLORSEER_OPTIONS, taylorseer } from "./policies/taylorseer.ts";
@@ -55,6 +56,13 @@ export const POLICIES: readonly PolicyDefinition[] = [
     paper: "vipshop/cache-dit DBCache",
     options: DBCACHE_OPTIONS,
     create: dbcache,
+  },
+  {
+    name: "ertacache",
+    summary: "offline reuse set with timestep adjustment and residual rectification (needs ditto profile)",
+    paper: "arXiv 2508.21091",
+    options: ERTACACHE_OPTIONS,
+    create: ertacache,
   },
 ];
 

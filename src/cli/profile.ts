@@ -25,6 +25,7 @@ interface ProfileMethod {
 
 const METHODS: Record<string, () => Promise<ProfileMethod>> = {
   teacache: async () => (await import("../profiling/teacache-cli.ts")).teacacheMethod,
+  ertacache: async () => (await import("../profiling/ertacache-cli.ts")).ertacacheMethod,
 };
 
 const HELP = `Usage: ditto profile --method METHOD [options]

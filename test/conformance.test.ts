@@ -15,6 +15,7 @@ import type { CachePolicy } from "../src/cache/policy.ts";
 import { POLICIES, parseCacheSpec } from "../src/cache/registry.ts";
 import { loadPipeline, type Pipeline } from "../src/pipeline.ts";
 import { profileErtaCache } from "../src/profiling/ertacache.ts";
+import { profileProfilingDit } from "../src/profiling/profilingdit.ts";
 import type { CfgMode } from "../src/sampling/denoise.ts";
 import { assertBitIdentical, SHIPPED_MODEL, tempDir } from "./helpers.ts";
 
@@ -45,6 +46,16 @@ export const CONFORMANCE: Record<string, Specs | { setup: (pipeline: Pipeline, c
       },
     },
   };
+
+CONFORMANCE.profilingdit = {
+  setup: async (pipeline, cfgMode) => {
+    const artifact = await profileProfilingDit(pipeline, { ...OPTS, cfgMode, items: 2 });
+    return {
+      computeAll: `profilingdit:artifact=${saved(artifact)},interval=1`,
+      caching: `profilingdit:artifact=${saved(artifact)},interval=3,s0=1`,
+    };
+  },
+};
 
 function saved(artifact: object): string {
   const path = join(tempDir(), "artifact.json");

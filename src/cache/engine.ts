@@ -156,7 +156,7 @@ export class CacheEngine implements NetworkEvaluator {
     const { atoms } = model.structure;
     this.sideOutputs = unitSegments.map((seg, i) => {
       const u = units[i];
-      const own = new Set([atoms[u.end - 1].streamOut, atoms[u.start].value]);
+      const own = new Set([atoms[u.end - 1].streamOut, atoms[u.start].value, ...(u.taps ?? [])]);
       return seg.plan.outputs.filter((t) => !own.has(t));
     });
   }
@@ -168,7 +168,9 @@ export class CacheEngine implements NetworkEvaluator {
     const [embed, head, ...unitSegments] = await Promise.all([
       model.embed(),
       model.head(),
-      ...units.map((u) => (u.cache === "stacked" ? model.stackedRange(u.start, u.end) : model.range(u.start, u.end))),
+      ...units.map((u) =>
+        u.cache === "stacked" ? model.stackedRange(u.start, u.end) : model.range(u.start, u.end, u.taps),
+      ),
     ]);
     return new CacheEngine(model, policy, info, units, embed, head, unitSegments);
   }

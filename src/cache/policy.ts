@@ -20,6 +20,8 @@ export interface UnitSpec {
   start: number;
   end: number;
   cache: "value" | "delta" | "stacked";
+  /** Extra tensors the unit's session exposes to observers (profilers: attention probabilities). */
+  taps?: string[];
 }
 
 export interface AtomInfo {

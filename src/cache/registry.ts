@@ -7,6 +7,7 @@ import { type OptionSchema, type OptionValue, parseOptionValue } from "./options
 import { ERTACACHE_OPTIONS, ertacache } from "./policies/ertacache.ts";
 import { DBCACHE_OPTIONS, dbcache, FBCACHE_OPTIONS, fbcache } from "./policies/fbcache.ts";
 import { none } from "./policies/none.ts";
+import { PROFILINGDIT_OPTIONS, profilingdit } from "./policies/profilingdit.ts";
 import { FORA_OPTIONS, fora, TAYLORSEER_OPTIONS, taylorseer } from "./policies/taylorseer.ts";
 import { TEACACHE_OPTIONS, teacache } from "./policies/teacache.ts";
 import type { CachePolicy } from "./policy.ts";
@@ -63,6 +64,13 @@ export const POLICIES: readonly PolicyDefinition[] = [
     paper: "arXiv 2508.21091",
     options: ERTACACHE_OPTIONS,
     create: ertacache,
+  },
+  {
+    name: "profilingdit",
+    summary: "cache the background-focused blocks found by attention profiling (needs ditto profile)",
+    paper: "arXiv 2504.03140",
+    options: PROFILINGDIT_OPTIONS,
+    create: profilingdit,
   },
 ];
 

@@ -26,6 +26,7 @@ interface ProfileMethod {
 const METHODS: Record<string, () => Promise<ProfileMethod>> = {
   teacache: async () => (await import("../profiling/teacache-cli.ts")).teacacheMethod,
   ertacache: async () => (await import("../profiling/ertacache-cli.ts")).ertacacheMethod,
+  profilingdit: async () => (await import("../profiling/profilingdit-cli.ts")).profilingditMethod,
 };
 
 const HELP = `Usage: ditto profile --method METHOD [options]

@@ -60,7 +60,7 @@ export interface GenerationResult {
 
 export class Pipeline {
   readonly model: DiT;
-  private readonly engines = new Map<string, Promise<CacheEngine>>();
+  private readonly engines = new WeakMap<CachePolicy, Promise<CacheEngine>>();
 
   constructor(model: DiT) {
     this.model = model;
@@ -70,12 +70,15 @@ export class Pipeline {
     return this.model.manifest;
   }
 
-  /** The engine for a policy, created once per spec (sessions are shared across engines by the model). */
+  /**
+   * The engine for a policy object, created once per object. Engines are cheap: the sessions they run are made
+   * once per model and shared, so a policy parsed anew from the same spec string costs no new session.
+   */
   engine(policy: CachePolicy): Promise<CacheEngine> {
-    let e = this.engines.get(policy.spec);
+    let e = this.engines.get(policy);
     if (!e) {
       e = CacheEngine.create(this.model, policy);
-      this.engines.set(policy.spec, e);
+      this.engines.set(policy, e);
     }
     return e;
   }

@@ -14,6 +14,7 @@ import { Tensor } from "onnxruntime-common";
 import type { CachePolicy } from "../src/cache/policy.ts";
 import { POLICIES, parseCacheSpec } from "../src/cache/registry.ts";
 import { loadPipeline, type Pipeline } from "../src/pipeline.ts";
+import { profileBac } from "../src/profiling/bac.ts";
 import { profileErtaCache } from "../src/profiling/ertacache.ts";
 import { profileProfilingDit } from "../src/profiling/profilingdit.ts";
 import type { CfgMode } from "../src/sampling/denoise.ts";
@@ -53,6 +54,24 @@ CONFORMANCE.profilingdit = {
     return {
       computeAll: `profilingdit:artifact=${saved(artifact)},interval=1`,
       caching: `profilingdit:artifact=${saved(artifact)},interval=3,s0=1`,
+    };
+  },
+};
+
+CONFORMANCE.bac = {
+  setup: async (pipeline, cfgMode) => {
+    const every = await profileBac(pipeline, { ...OPTS, cfgMode, items: 2, budget: OPTS.steps });
+    const some = await profileBac(pipeline, { ...OPTS, cfgMode, items: 2, budget: 3 });
+    return { computeAll: `bac:artifact=${saved(every)}`, caching: `bac:artifact=${saved(some)}` };
+  },
+};
+CONFORMANCE.schedule = {
+  setup: async (pipeline, cfgMode) => {
+    const some = await profileBac(pipeline, { ...OPTS, cfgMode, items: 2, budget: 3 });
+    const ones = { ...some, m: some.m.map((row) => row.map(() => 1)) };
+    return {
+      computeAll: `schedule:artifact=${saved(ones)}`,
+      caching: `schedule:artifact=${saved(some)},table=uniform`,
     };
   },
 };

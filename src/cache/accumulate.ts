@@ -16,6 +16,23 @@ export interface AccumulateTerm {
 }
 
 export class Accumulator {
+  private static readonly shared = new WeakMap<Backend, WeakMap<SessionOptions, Accumulator>>();
+
+  /** One accumulator (and its compiled graphs) per backend and session options, shared by every engine. */
+  static for(backend: Backend, options: SessionOptions): Accumulator {
+    let byOptions = Accumulator.shared.get(backend);
+    if (!byOptions) {
+      byOptions = new WeakMap();
+      Accumulator.shared.set(backend, byOptions);
+    }
+    let acc = byOptions.get(options);
+    if (!acc) {
+      acc = new Accumulator(backend, options);
+      byOptions.set(options, acc);
+    }
+    return acc;
+  }
+
   private readonly backend: Backend;
   private readonly options: SessionOptions;
   private readonly sessions = new Map<string, Promise<Session>>();

@@ -151,7 +151,7 @@ export class CacheEngine implements NetworkEvaluator {
     this.embed = embed;
     this.head = head;
     this.unitSegments = unitSegments;
-    this.accumulator = new Accumulator(model.backend, model.sessionOptions);
+    this.accumulator = Accumulator.for(model.backend, model.sessionOptions);
     this.unitFlops = units.map((u) => info.atoms.slice(u.start, u.end).reduce((sum, a) => sum + a.flops, 0));
     const { atoms } = model.structure;
     this.sideOutputs = unitSegments.map((seg, i) => {

@@ -8,6 +8,7 @@ import { ERTACACHE_OPTIONS, ertacache } from "./policies/ertacache.ts";
 import { DBCACHE_OPTIONS, dbcache, FBCACHE_OPTIONS, fbcache } from "./policies/fbcache.ts";
 import { none } from "./policies/none.ts";
 import { PROFILINGDIT_OPTIONS, profilingdit } from "./policies/profilingdit.ts";
+import { SCHEDULE_OPTIONS, schedule } from "./policies/schedule.ts";
 import { FORA_OPTIONS, fora, TAYLORSEER_OPTIONS, taylorseer } from "./policies/taylorseer.ts";
 import { TEACACHE_OPTIONS, teacache } from "./policies/teacache.ts";
 import type { CachePolicy } from "./policy.ts";
@@ -71,6 +72,19 @@ export const POLICIES: readonly PolicyDefinition[] = [
     paper: "arXiv 2504.03140",
     options: PROFILINGDIT_OPTIONS,
     create: profilingdit,
+  },
+  {
+    name: "schedule",
+    summary: "run any static per-step, per-branch table m[s][u] from an artifact (BAC, HarmoniCa, L2C)",
+    options: SCHEDULE_OPTIONS,
+    create: (o: { artifact?: string; table?: string }) => schedule(o),
+  },
+  {
+    name: "bac",
+    summary: "block-wise adaptive caching: per-unit ACS schedule with the Bubbling Union (needs ditto profile)",
+    paper: "arXiv 2506.13456",
+    options: SCHEDULE_OPTIONS,
+    create: (o: { artifact?: string; table?: string }) => schedule(o, "bac", ["bac"]),
   },
 ];
 

@@ -27,6 +27,7 @@ const METHODS: Record<string, () => Promise<ProfileMethod>> = {
   teacache: async () => (await import("../profiling/teacache-cli.ts")).teacacheMethod,
   ertacache: async () => (await import("../profiling/ertacache-cli.ts")).ertacacheMethod,
   profilingdit: async () => (await import("../profiling/profilingdit-cli.ts")).profilingditMethod,
+  bac: async () => (await import("../profiling/bac-cli.ts")).bacMethod,
 };
 
 const HELP = `Usage: ditto profile --method METHOD [options]

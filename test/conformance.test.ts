@@ -16,6 +16,7 @@ import { POLICIES, parseCacheSpec } from "../src/cache/registry.ts";
 import { loadPipeline, type Pipeline } from "../src/pipeline.ts";
 import { profileBac } from "../src/profiling/bac.ts";
 import { profileErtaCache } from "../src/profiling/ertacache.ts";
+import { profileRouter } from "../src/profiling/harmonica.ts";
 import { profileProfilingDit } from "../src/profiling/profilingdit.ts";
 import type { CfgMode } from "../src/sampling/denoise.ts";
 import { assertBitIdentical, SHIPPED_MODEL, tempDir } from "./helpers.ts";
@@ -73,6 +74,22 @@ CONFORMANCE.schedule = {
       computeAll: `schedule:artifact=${saved(ones)}`,
       caching: `schedule:artifact=${saved(some)},table=uniform`,
     };
+  },
+};
+
+CONFORMANCE.harmonica = {
+  setup: async (pipeline, cfgMode) => {
+    const fit = { ...OPTS, cfgMode, items: 2, rounds: 0 };
+    const none = await profileRouter(pipeline, { ...fit, beta: 0 });
+    const some = await profileRouter(pipeline, { ...fit, beta: 2e-2 });
+    return { computeAll: `harmonica:artifact=${saved(none)}`, caching: `harmonica:artifact=${saved(some)}` };
+  },
+};
+CONFORMANCE.l2c = {
+  setup: async (pipeline, cfgMode) => {
+    const none = await profileRouter(pipeline, { ...OPTS, cfgMode, items: 2, mode: "l2c", beta: 0 });
+    const some = await profileRouter(pipeline, { ...OPTS, cfgMode, items: 2, mode: "l2c", beta: 2e-2 });
+    return { computeAll: `l2c:artifact=${saved(none)}`, caching: `l2c:artifact=${saved(some)}` };
   },
 };
 

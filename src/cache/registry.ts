@@ -86,6 +86,21 @@ export const POLICIES: readonly PolicyDefinition[] = [
     options: SCHEDULE_OPTIONS,
     create: (o: { artifact?: string; table?: string }) => schedule(o, "bac", ["bac"]),
   },
+  {
+    name: "harmonica",
+    summary: "HarmoniCa router table fitted on the final image along the cached trajectory (needs ditto profile)",
+    paper: "arXiv 2410.01723",
+    options: SCHEDULE_OPTIONS,
+    create: (o: { artifact?: string; table?: string }) => schedule(o, "harmonica", ["router"]),
+  },
+  {
+    name: "l2c",
+    summary:
+      "Learning-to-Cache router table (per-step error, even steps full), fitted gradient-free (needs ditto profile)",
+    paper: "NeurIPS 2024, Learning-to-Cache",
+    options: SCHEDULE_OPTIONS,
+    create: (o: { artifact?: string; table?: string }) => schedule(o, "l2c", ["router"]),
+  },
 ];
 
 export function policyNames(): string[] {

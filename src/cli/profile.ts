@@ -28,6 +28,8 @@ const METHODS: Record<string, () => Promise<ProfileMethod>> = {
   ertacache: async () => (await import("../profiling/ertacache-cli.ts")).ertacacheMethod,
   profilingdit: async () => (await import("../profiling/profilingdit-cli.ts")).profilingditMethod,
   bac: async () => (await import("../profiling/bac-cli.ts")).bacMethod,
+  harmonica: async () => (await import("../profiling/harmonica-cli.ts")).harmonicaMethod,
+  l2c: async () => (await import("../profiling/harmonica-cli.ts")).l2cMethod,
 };
 
 const HELP = `Usage: ditto profile --method METHOD [options]

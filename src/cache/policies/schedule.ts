@@ -54,16 +54,28 @@ export function schedule(
         .join("")}`,
     );
   }
+  return tablePolicy(table, method, formatSpec(method, SCHEDULE_OPTIONS, o), (ctx) => {
+    checkTable(table, ctx, path);
+    checkArtifact(artifact, ctx, artifact.format.split(".")[1], path);
+  });
+}
+
+/** A policy running an in-memory table (calibration uses it to replay candidate tables). */
+export function tablePolicy(
+  table: (0 | 1)[][],
+  name = "table",
+  spec = name,
+  check?: (ctx: RunContext) => void,
+): CachePolicy {
   return {
-    name: method,
-    spec: formatSpec(method, SCHEDULE_OPTIONS, o),
+    name,
+    spec,
     units: atomUnits,
     createState: (ctx) => {
-      checkTable(table, ctx, path);
-      checkArtifact(artifact, ctx, artifact.format.split(".")[1], path);
+      check?.(ctx);
       return new ScheduleState(table);
     },
-    describe: () => ({ method, table: name, computedFraction: computedFraction(table) }),
+    describe: () => ({ method: name, computedFraction: computedFraction(table) }),
   };
 }
 

@@ -9,11 +9,13 @@ import type { BenchResult } from "./harness.ts";
  * number that JavaScript's and Python's JSON parsers read back as Infinity.
  */
 export function benchJson(result: BenchResult): string {
-  return JSON.stringify(
-    result,
-    (_key, value) => (value === Number.POSITIVE_INFINITY ? "__INF__" : value),
-    1,
-  ).replaceAll('"__INF__"', "1e999");
+  return jsonWithInfinity(result, 1);
+}
+
+/** JSON in which +Infinity (PSNR of identical images) is written as 1e999, which parsers read back as Infinity. */
+export function jsonWithInfinity(value: unknown, indent?: number): string {
+  const marked = JSON.stringify(value, (_key, v) => (v === Number.POSITIVE_INFINITY ? "__INF__" : v), indent);
+  return marked.replaceAll('"__INF__"', "1e999");
 }
 
 export function benchMarkdown(result: BenchResult, command: string): string {

@@ -2,12 +2,14 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { jsonWithInfinity } from "../bench/report.ts";
 import type { RunReport } from "../cache/engine.ts";
 import type { CachePolicy } from "../cache/policy.ts";
 import { parseCacheSpec, policyFromConfig } from "../cache/registry.ts";
 import { InputError } from "../errors.ts";
 import { gridPng, toUnitRange, writePng } from "../image/png.ts";
-import { loadPipeline } from "../pipeline.ts";
+import { psnr, ssim } from "../metrics/fidelity.ts";
+import { type GenerationResult, loadPipeline } from "../pipeline.ts";
 import type { CfgMode } from "../sampling/denoise.ts";
 import type { SamplerKind } from "../sampling/samplers.ts";
 import { parseIntList, parseNumber } from "./args.ts";
@@ -32,6 +34,7 @@ Generates one image per (class, seed) pair — rows are classes, columns seeds �
   --out FILE.png     the grid (default ditto-grid.png)
   --scale N          pixel upscaling of the grid (default 4)
   --json             print a machine-readable summary on stdout
+  --compare          also run uncached on the same samples: adds speedup, PSNR and SSIM to the summary
 ${MODEL_HELP}
 `;
 
@@ -54,6 +57,7 @@ export async function run(argv: string[]): Promise<void> {
       out: { type: "string", default: "ditto-grid.png" },
       scale: { type: "string", default: "4" },
       json: { type: "boolean", default: false },
+      compare: { type: "boolean", default: false },
     },
     strict: true,
   });
@@ -85,7 +89,7 @@ export async function run(argv: string[]): Promise<void> {
     Math.ceil(seeds.length / (parseNumber("batch", values.batch, true) ?? 16)) * steps,
     !values.quiet,
   );
-  const result = await pipeline.generate({
+  const request = {
     classes,
     seeds,
     steps,
@@ -93,10 +97,20 @@ export async function run(argv: string[]): Promise<void> {
     cfgMode: cfgMode as CfgMode | undefined,
     shift: parseNumber("shift", values.shift),
     sampler: sampler as SamplerKind | undefined,
-    cache: cachePolicy(values.cache, values["cache-config"]),
     batch: parseNumber("batch", values.batch, true),
+  };
+  const policy = cachePolicy(values.cache, values["cache-config"]);
+  if (values.compare) {
+    // Warm both engines at this batch shape so first-run allocations stay out of the comparison.
+    await pipeline.generate({ ...request, steps: 2, cache: policy });
+    await pipeline.generate({ ...request, steps: 2 });
+  }
+  const result = await pipeline.generate({
+    ...request,
+    cache: policy,
     onStep: (p) => progress.update(p.batch * p.steps + p.step + 1),
   });
+  const reference = values.compare ? await pipeline.generate(request) : undefined;
   const [n, c, h, w] = result.dims;
   const out = resolve(values.out);
   mkdirSync(dirname(out), { recursive: true });
@@ -128,8 +142,9 @@ export async function run(argv: string[]): Promise<void> {
     nonFiniteFallbacks: summary.nonFiniteFallbacks,
     finite: result.samples.every(Number.isFinite),
     out,
+    ...(reference ? compare(result, reference, m.image.range) : {}),
   };
-  if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+  if (values.json) process.stdout.write(`${jsonWithInfinity(report)}\n`);
   else {
     process.stdout.write(
       `wrote ${out}: ${n} images, ${steps} steps, cache ${summary.spec}, ${(result.wallMs / 1000).toFixed(2)} s, ideal speedup ${summary.idealSpeedup.toFixed(2)}×\n`,
@@ -138,6 +153,19 @@ export async function run(argv: string[]): Promise<void> {
   if (!report.finite)
     process.stderr.write("warning: the output holds NaN or Inf values; the image shows them as black\n");
   await pipeline.release();
+}
+
+/** Measured speedup and fidelity against the uncached run of the same samples (--compare). */
+function compare(result: GenerationResult, reference: GenerationResult, range: [number, number]) {
+  const [count, channels, height, width] = result.dims;
+  const img = (r: GenerationResult) => ({ data: toUnitRange(r.samples, range), count, channels, height, width });
+  const p = psnr(img(result), img(reference));
+  return {
+    uncachedWallMs: Math.round(reference.wallMs * 10) / 10,
+    speedup: Math.round((reference.wallMs / result.wallMs) * 1000) / 1000,
+    psnr: Number.isFinite(p) ? Math.round(p * 100) / 100 : p,
+    ssim: Math.round(ssim(img(result), img(reference)) * 10000) / 10000,
+  };
 }
 
 /** --cache SPEC or --cache-config FILE (not both). */

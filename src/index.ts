@@ -1,15 +1,29 @@
 /** Ditto's public API. Deep imports are not part of the contract. */
 
-export { CacheEngine, type RunReport, type StepTrace } from "./cache/engine.ts";
+export { DEFAULT_SETTINGS as BENCH_DEFAULTS, runBench } from "./bench/harness.ts";
+export { CacheEngine, type EngineObserver, type RunReport, type StepTrace } from "./cache/engine.ts";
+export { ertacache } from "./cache/policies/ertacache.ts";
+export { dbcache, fbcache } from "./cache/policies/fbcache.ts";
 export { none } from "./cache/policies/none.ts";
+export { profilingdit } from "./cache/policies/profilingdit.ts";
+export { schedule } from "./cache/policies/schedule.ts";
 export { fora, taylorseer } from "./cache/policies/taylorseer.ts";
-export type { CachePolicy, Decision, PolicyState, UnitSpec } from "./cache/policy.ts";
-export { findPolicy, POLICIES, parseCacheSpec } from "./cache/registry.ts";
+export { teacache } from "./cache/policies/teacache.ts";
+export type { Approximation, CachePolicy, Decision, PolicyState, UnitSpec } from "./cache/policy.ts";
+export { findPolicy, POLICIES, parseCacheSpec, policyFromConfig } from "./cache/registry.ts";
 export { ArtifactError, DittoError, GraphError, InputError, ModelError } from "./errors.ts";
+export { Classifier } from "./metrics/classifier.ts";
+export { psnr, ssim } from "./metrics/fidelity.ts";
+export { featureStats, frechetDistance } from "./metrics/frechet.ts";
 export { loadManifest, type ModelManifest } from "./model/manifest.ts";
 export { extractSubModel } from "./onnx/extract.ts";
 export { loadOnnx } from "./onnx/load.ts";
 export { type GenerateOptions, type GenerationResult, loadPipeline, Pipeline } from "./pipeline.ts";
+export { profileBac } from "./profiling/bac.ts";
+export { profileErtaCache } from "./profiling/ertacache.ts";
+export { profileRouter } from "./profiling/harmonica.ts";
+export { profileProfilingDit } from "./profiling/profilingdit.ts";
+export { profileTeaCache } from "./profiling/teacache.ts";
 export type { Backend, Session, SessionOptions } from "./runtime/backend.ts";
 export { type DiT, loadDiT } from "./runtime/dit.ts";
 export { nodeBackend } from "./runtime/node-backend.ts";

@@ -87,6 +87,9 @@ describe("TaylorSeer on the shipped model", () => {
     const base = await pipeline.generate(opts);
     const n1 = await pipeline.generate({ ...opts, cache: "taylorseer:interval=1,order=2" });
     assertBitIdentical(n1.samples, base.samples, "N = 1");
+    const fora = await pipeline.generate({ ...opts, cache: "fora:interval=3,warmup=2" });
+    const order0 = await pipeline.generate({ ...opts, cache: "taylorseer:interval=3,order=0,warmup=2" });
+    assertBitIdentical(order0.samples, fora.samples, "TaylorSeer O = 0 vs FORA");
     const cached = await pipeline.generate({ ...opts, cache: "taylorseer:interval=4,order=1,warmup=1" });
     const report = cached.reports[0];
     const full = [0, 4, 8];

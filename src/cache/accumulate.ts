@@ -128,18 +128,7 @@ function accumulateGraph(units: AccumulateTerm[]): Uint8Array {
   nodes.push(
     onnx.NodeProto.create({ opType: addends.length > 1 ? "Sum" : "Identity", input: addends, output: ["out"] }),
   );
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    opsetImport: [{ domain: "", version: 17 }],
-    producerName: "ditto-accumulate",
-    graph: {
-      name: "accumulate",
-      node: nodes,
-      input: inputs,
-      output: [{ name: "out", type: { tensorType: { elemType: 1 } } }],
-    },
-  });
-  return onnx.ModelProto.encode(model).finish();
+  return encodeGraph("accumulate", nodes, inputs);
 }
 
 function stackedGraph(units: number, scaled: boolean[]): Uint8Array {
@@ -171,14 +160,23 @@ function stackedGraph(units: number, scaled: boolean[]): Uint8Array {
   const tokens = node("Transpose", [flat], "tokens", [{ name: "perm", type: 7, ints: [0, 2, 1] }]); // [B, T', D]
   const delta = node("Reshape", [tokens, node("Shape", ["h"], "hshape")], "delta");
   node("Add", ["h", delta], "out");
+  return encodeGraph("stacked_accumulate", nodes, inputs, [ints("bd11", [0, -1, 1, 1]), ints("bd_", [0, 0, -1])]);
+}
+
+function encodeGraph(
+  name: string,
+  nodes: ReturnType<typeof onnx.NodeProto.create>[],
+  inputs: ReturnType<typeof floatInput>[],
+  initializer: ReturnType<typeof onnx.TensorProto.create>[] = [],
+): Uint8Array {
   const model = onnx.ModelProto.create({
     irVersion: 8,
     opsetImport: [{ domain: "", version: 17 }],
     producerName: "ditto-accumulate",
     graph: {
-      name: "stacked_accumulate",
+      name,
       node: nodes,
-      initializer: [ints("bd11", [0, -1, 1, 1]), ints("bd_", [0, 0, -1])],
+      initializer,
       input: inputs,
       output: [{ name: "out", type: { tensorType: { elemType: 1 } } }],
     },

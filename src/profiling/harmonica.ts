@@ -348,18 +348,13 @@ export async function profileRouter(pipeline: Pipeline, options: RouterOptions =
   // Without β, the first pass caches a fixed (1 − ρ)·U units per step along the order; its curves then give β.
   const perStep = Math.round((1 - (rho ?? 0.6)) * U);
   let beta = options.beta ?? Number.NaN;
-  let pass = await fitPass(
-    runner,
-    set,
-    sampler,
-    noise,
-    lambda,
-    weights,
-    mode,
-    (curve) => (Number.isNaN(beta) ? perStep : bestPrefix(curve, beta)),
-    options.onProgress,
-  );
-  if (rho !== null) beta = betaForBudget(pass.curves, U, S, rho);
+  const fit = (choose: (curve: StepCurve) => number) =>
+    fitPass(runner, set, sampler, noise, lambda, weights, mode, choose, options.onProgress);
+  const refit = (curves: StepCurve[]) => {
+    if (rho !== null) beta = betaForBudget(curves, U, S, rho);
+  };
+  let pass = await fit((curve) => (Number.isNaN(beta) ? perStep : bestPrefix(curve, beta)));
+  refit(pass.curves);
   if (mode === "l2c") {
     // The uncached trajectory does not depend on the choices: the recorded curves give the table directly.
     pass.table = pass.table.map((row, s) => {
@@ -369,33 +364,17 @@ export async function profileRouter(pipeline: Pipeline, options: RouterOptions =
       return row.map((_, u) => (cached.has(u) ? 0 : 1));
     });
   }
-  const refit = (curves: StepCurve[]) => {
-    if (rho !== null) beta = betaForBudget(curves, U, S, rho);
-  };
-  const fit = async () => {
-    pass = await fitPass(
-      runner,
-      set,
-      sampler,
-      noise,
-      lambda,
-      weights,
-      mode,
-      (c) => bestPrefix(c, beta),
-      options.onProgress,
-    );
-  };
   for (let r = 0; r < rounds; r++) {
     lambda = await marginalLambda(pipeline, set, pass.table, chunk);
     refit(pass.curves.map((cv) => ({ ...cv, lambda: lambda[cv.step] })));
-    await fit();
+    pass = await fit((c) => bestPrefix(c, beta));
   }
   // Closed loop: the trajectory moves with β, so re-aim β on the latest pass's own curves until the budget holds
   // to within one unit per step (at most three more passes).
   const missed = () => rho !== null && Math.abs(computedFraction(pass.table) - rho) > 1 / U;
   for (let k = 0; mode === "harmonica" && k < 3 && missed(); k++) {
     refit(pass.curves);
-    await fit();
+    pass = await fit((c) => bestPrefix(c, beta));
   }
   const header = makeHeader(
     "router",

@@ -369,12 +369,22 @@ export async function profileRouter(pipeline: Pipeline, options: RouterOptions =
     refit(pass.curves.map((cv) => ({ ...cv, lambda: lambda[cv.step] })));
     pass = await fit((c) => bestPrefix(c, beta));
   }
-  // Closed loop: the trajectory moves with β, so re-aim β on the latest pass's own curves until the budget holds
-  // to within one unit per step (at most three more passes).
-  const missed = () => rho !== null && Math.abs(computedFraction(pass.table) - rho) > 1 / U;
-  for (let k = 0; mode === "harmonica" && k < 3 && missed(); k++) {
+  // The trajectory moves with β, so a β aimed on one pass's curves misses the budget on the next. The final pass
+  // keeps pace instead: β's choice, clamped so the running count of cached units stays within half a row of ρ's
+  // share of the steps so far — the table then meets the budget to within one unit per step (spec "Budget mode").
+  if (rho !== null && mode === "harmonica" && Math.abs(computedFraction(pass.table) - rho) > 1 / U) {
     refit(pass.curves);
-    pass = await fit((c) => bestPrefix(c, beta));
+    let cached = 0;
+    pass = await fit((curve) => {
+      const due = ((1 - rho) * S * U * curve.step) / (S - 1) - cached; // row 0 always computes
+      const slack = curve.step === S - 1 ? 0 : U / 2; // the last step settles the account
+      const j = Math.min(
+        U,
+        Math.max(0, Math.round(due - slack), Math.min(bestPrefix(curve, beta), Math.round(due + slack))),
+      );
+      cached += j;
+      return j;
+    });
   }
   const header = makeHeader(
     "router",

@@ -80,7 +80,7 @@ describe("HarmoniCa and L2C on the shipped model", () => {
     for (let s = 0; s < opts.steps; s++) assert.ok(maxAbsDiff(latents[s], fit.latents[s]) < 1e-4, `step ${s}`);
   });
 
-  it("L2C keeps even steps full; λ is the cumulative marginal, 0 at step 0 and floored above 0", async () => {
+  it("L2C keeps even steps full; λ is the cumulative marginal, 0 at step 0, probed where the table routes nothing", async () => {
     const l2c = await fitPassForTest(pipeline, { ...opts, beta: 1e12, mode: "l2c" });
     for (const [s, row] of l2c.table.entries())
       assert.ok(
@@ -90,7 +90,7 @@ describe("HarmoniCa and L2C on the shipped model", () => {
     const lambda = await marginalLambda(pipeline, l2c.set, l2c.table, 1);
     assert.equal(lambda[0], 0);
     assert.ok(lambda[1] > 1e-12, "routing step 1 changes the final image");
-    assert.equal(lambda[2], 1e-12, "step 2 is all-compute: no marginal change");
+    assert.ok(lambda[2] > 1e-12, "step 2 routes nothing: it is probed by caching all of it");
   });
 
   it("budget mode lands within one unit per step of ρ, and the artifact is refused for another step count", async () => {

@@ -289,6 +289,9 @@ async function fitPass(
 /**
  * λ (code form, "marginal"): the final-latent change of enabling the router on one more chunk of steps, all
  * earlier steps already routed: λ_s = mean((x0_k − x0_{k−1})²) / chunk for s in chunk k; floored above 0.
+ * [Ditto choice] A chunk where the table caches nothing has no marginal (it would come out 0, and the next fit
+ * would then cache everything there for free); it is probed by caching every unit on its steps instead, which
+ * measures the same sensitivity without changing the cumulative baseline.
  */
 export async function marginalLambda(
   pipeline: Pipeline,
@@ -315,10 +318,14 @@ export async function marginalLambda(
   const lambda = new Array(S).fill(0);
   for (let start = 1; start < S; start += chunk) {
     const end = Math.min(S, start + chunk);
-    const current = await run(table.map((row, s) => (s < end ? row : ones[s])));
+    const routesNothing = table.slice(start, end).every((row) => row.every((v) => v === 1));
+    const rows = table.map((row, s) =>
+      s >= end ? ones[s] : s >= start && routesNothing ? row.map(() => 0 as const) : row,
+    );
+    const current = await run(rows);
     const marginal = mse(current, previous) / (end - start);
     for (let s = start; s < end; s++) lambda[s] = Math.max(marginal, 1e-12);
-    previous = current;
+    if (!routesNothing) previous = current;
   }
   lambda[0] = 0;
   return lambda;
@@ -369,10 +376,16 @@ export async function profileRouter(pipeline: Pipeline, options: RouterOptions =
     refit(pass.curves.map((cv) => ({ ...cv, lambda: lambda[cv.step] })));
     pass = await fit((c) => bestPrefix(c, beta));
   }
-  // The trajectory moves with β, so a β aimed on one pass's curves misses the budget on the next. The final pass
-  // keeps pace instead: β's choice, clamped so the running count of cached units stays within half a row of ρ's
-  // share of the steps so far — the table then meets the budget to within one unit per step (spec "Budget mode").
-  if (rho !== null && mode === "harmonica" && Math.abs(computedFraction(pass.table) - rho) > 1 / U) {
+  // The trajectory moves with β, so a β aimed on one pass's curves can miss the budget on the next: re-aim it on
+  // the latest pass's own curves (twice at most). If the budget still misses, a last pass keeps pace: β's choice,
+  // clamped so the running count of cached units stays within half a row of ρ's share of the steps so far, which
+  // meets the budget to within one unit per step (spec "Budget mode") at the cost of evening out the rows.
+  const missed = () => rho !== null && mode === "harmonica" && Math.abs(computedFraction(pass.table) - rho) > 1 / U;
+  for (let k = 0; k < 2 && missed(); k++) {
+    refit(pass.curves);
+    pass = await fit((c) => bestPrefix(c, beta));
+  }
+  if (missed() && rho !== null) {
     refit(pass.curves);
     let cached = 0;
     pass = await fit((curve) => {

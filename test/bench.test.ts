@@ -15,6 +15,7 @@ describe("ditto bench --quick", () => {
     for (const row of parsed.rows) {
       for (const key of [
         "policy",
+        "label",
         "spec",
         "wallMs",
         "speedup",

@@ -29,6 +29,8 @@ export interface BenchSettings {
 
 export interface BenchRow {
   policy: string;
+  /** The setting as it was asked for (e.g. "fora:interval=2"); `spec` is the same with every option spelled out. */
+  label: string;
   spec: string;
   wallMs: number;
   speedup: number;
@@ -115,7 +117,7 @@ export async function runBench(
 
   const rows: BenchRow[] = [];
   let uncachedWall: number[] = [];
-  for (const policy of policies) {
+  for (const [index, policy] of policies.entries()) {
     const result = policy.spec === "none" ? reference : await pipeline.generate({ ...quality, cache: policy });
     tick(`${policy.spec}: quality`);
     const out = await classifier.classify(result.samples, settings.samples);
@@ -136,6 +138,7 @@ export async function runBench(
     const img = images(result, m.image.range);
     rows.push({
       policy: policy.name,
+      label: specs[index].trim(),
       spec: policy.spec,
       wallMs: round(median(pairs.map((p) => p.b)), 1),
       speedup: round(speedup, 3),

@@ -31,7 +31,7 @@ export function benchMarkdown(result: BenchResult, command: string): string {
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...result.rows.map(
       (r) =>
-        `| \`${r.spec}\` | ${fmt(r.speedup, 2)}× | ${fmt(r.idealSpeedup, 2)}× | ${fmt(r.efficiency, 2)} | ${fmt(r.psnr, 2)} | ` +
+        `| \`${r.label}\` | ${fmt(r.speedup, 2)}× | ${fmt(r.idealSpeedup, 2)}× | ${fmt(r.efficiency, 2)} | ${fmt(r.psnr, 2)} | ` +
         `${fmt(r.ssim, 4)} | ${fmt(r.fd, 2)} | ${fmt(r.accuracy * 100, 1)} % | ${fmt(r.featureDistance, 3)} | ${fmt(r.cacheBytes / 2 ** 20, 1)} |`,
     ),
   ];
@@ -46,7 +46,7 @@ export function benchPlot(result: BenchResult): Promise<Buffer> {
     speedup: r.speedup,
     psnr: Number.isFinite(r.psnr) ? r.psnr : top,
     policy: r.policy,
-    label: Number.isFinite(r.psnr) ? r.spec.replace(/^[^:]+:/, "") || r.spec : `${r.spec} (∞ dB)`,
+    label: Number.isFinite(r.psnr) ? shortLabel(r.label) : `${shortLabel(r.label)} (∞ dB)`,
   }));
   const x = {
     field: "speedup",
@@ -58,13 +58,17 @@ export function benchPlot(result: BenchResult): Promise<Buffer> {
   const spec: TopLevelSpec = {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: `Speed vs fidelity — ${result.settings.model}, ${result.settings.steps} steps, CFG ${result.settings.cfg} (${result.settings.date})`,
-    width: 640,
-    height: 420,
+    width: 760,
+    height: 500,
     data: { values: points },
     layer: [
       {
         mark: { type: "point", filled: true, size: 70 },
-        encoding: { x, y, color: { field: "policy", type: "nominal", title: "policy" } },
+        encoding: {
+          x,
+          y,
+          color: { field: "policy", type: "nominal", title: "policy", scale: { scheme: "tableau20" } },
+        },
       },
       {
         mark: { type: "text", dx: 6, dy: -6, align: "left", fontSize: 9 },
@@ -73,4 +77,17 @@ export function benchPlot(result: BenchResult): Promise<Buffer> {
     ],
   };
   return renderChart(spec);
+}
+
+/** "bac:artifact=bench/artifacts/bac.json,table=acs" → "bac table=acs": artifact files by name, unless named after the policy. */
+export function shortLabel(label: string): string {
+  const colon = label.indexOf(":");
+  if (colon < 0) return label;
+  const name = label.slice(0, colon);
+  const options = label
+    .slice(colon + 1)
+    .split(",")
+    .map((o) => o.replace(/^(?:artifact|calibration)=(?:.*\/)?([^/]+?)(?:\.json)?$/, "$1"))
+    .filter((o) => o !== name);
+  return [name, options.join(",")].filter(Boolean).join(" ");
 }

@@ -48,6 +48,25 @@ describe("ditto CLI", () => {
     assert.ok(existsSync(out));
   });
 
+  it("generate --compare works with a calibrated policy (its warm-up runs at the artifact's step count)", async () => {
+    const out = join(tempDir(), "erta.png");
+    const artifact = join(import.meta.dirname, "../bench/artifacts/ertacache-c35.json");
+    const r = await ditto(
+      ["generate", "--cache", `ertacache:artifact=${artifact}`, "--compare", "--json", "--quiet"].concat([
+        "--classes",
+        "3",
+        "--out",
+        out,
+      ]),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const summary = JSON.parse(r.stdout);
+    assert.equal(summary.steps, 50);
+    assert.ok(summary.speedup > 0 && summary.uncachedWallMs > 0);
+    assert.ok(summary.psnr > 25 && summary.psnr < Number.POSITIVE_INFINITY, `PSNR ${summary.psnr}`);
+    assert.ok(summary.ssim > 0.9 && summary.ssim < 1);
+  });
+
   it("inspect --json lists blocks with attn and mlp units, their params and FLOPs", async () => {
     const r = await ditto(["inspect", join(llamaModel(), "model.onnx"), "--json"]);
     assert.equal(r.code, 0, r.stderr);

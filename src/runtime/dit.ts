@@ -87,7 +87,9 @@ export class DiT {
       throw new RangeError(`atom range [${start}, ${end}) is outside 0..${this.atomCount}`);
     }
     const key = `range:${start}:${end}:${extraOutputs.join(",")}`;
-    return this.segment(key, () => planRange(this.graph, this.structure, start, end, extraOutputs));
+    return this.segment(key, () => planRange(this.graph, this.structure, start, end, extraOutputs), {
+      runsAlone: this.spansStack(start, end),
+    });
   }
 
   /**
@@ -95,10 +97,9 @@ export class DiT {
    * ([B, D, T', U], output STACK_OUTPUT) for the stacked accumulate. Needs every atom gated (see `canStack`).
    */
   stackedRange(start: number, end: number): Promise<Segment> {
-    return this.segment(
-      `stacked:${start}:${end}`,
-      () => planRange(this.graph, this.structure, start, end),
-      (plan) => {
+    return this.segment(`stacked:${start}:${end}`, () => planRange(this.graph, this.structure, start, end), {
+      runsAlone: this.spansStack(start, end),
+      variant: (plan) => {
         const values = this.structure.atoms.slice(start, end).map((a) => a.value);
         const rank = this.dims.get(values[0])?.length ?? 3;
         return {
@@ -107,7 +108,12 @@ export class DiT {
           rewrite: (m) => appendStackedValues(m, values, rank),
         };
       },
-    );
+    });
+  }
+
+  /** A session over the whole block stack does most of a step's work alone; smaller ones run among many. */
+  private spansStack(start: number, end: number): boolean {
+    return start === 0 && end === this.atomCount;
   }
 
   /**
@@ -170,17 +176,21 @@ export class DiT {
   private segment(
     key: string,
     plan: () => SegmentPlan,
-    variant?: (plan: SegmentPlan) => SegmentVariant,
+    how: { runsAlone?: boolean; variant?: (plan: SegmentPlan) => SegmentVariant } = {},
   ): Promise<Segment> {
     let s = this.segments.get(key);
     if (!s) {
-      s = this.createSegment(plan(), variant);
+      s = this.createSegment(plan(), how.runsAlone ?? false, how.variant);
       this.segments.set(key, s);
     }
     return s;
   }
 
-  private async createSegment(plan: SegmentPlan, variant?: (plan: SegmentPlan) => SegmentVariant): Promise<Segment> {
+  private async createSegment(
+    plan: SegmentPlan,
+    runsAlone: boolean,
+    variant?: (plan: SegmentPlan) => SegmentVariant,
+  ): Promise<Segment> {
     const missing = [...plan.inputs, ...plan.outputs].filter(
       (t) => !this.types.has(t) && !this.graph.graphInputs.has(t),
     );
@@ -200,7 +210,9 @@ export class DiT {
       plan = { ...plan, name: `${plan.name}+stacked`, outputs: v.outputs };
     }
     const bytes = onnx.ModelProto.encode(model).finish();
-    const session = await this.backend.createSession(bytes, this.sessionOptions);
+    // Sessions that share a step with many others do better on the hot process heap than in arenas of their own.
+    const options = runsAlone ? this.sessionOptions : { memoryArena: false, ...this.sessionOptions };
+    const session = await this.backend.createSession(bytes, options);
     return new Segment(
       plan,
       session,

@@ -15,6 +15,10 @@ export const nodeBackend: Backend = {
         },
       },
     };
+    if (options.memoryArena === false) {
+      ortOptions.enableCpuMemArena = false;
+      ortOptions.enableMemPattern = false;
+    }
     // onnxruntime-node rejects an explicit `undefined` here: set only what was given.
     if (options.intraOpThreads !== undefined) ortOptions.intraOpNumThreads = options.intraOpThreads;
     if (options.interOpThreads !== undefined) ortOptions.interOpNumThreads = options.interOpThreads;

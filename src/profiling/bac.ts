@@ -5,12 +5,14 @@
  * between each reused step and its cached step; the Bubbling Union then gives the n units with the largest caching
  * error every update step of the MLP units at or after their layer, stopping errors from surging downstream.
  */
+
 import type { Tensor } from "onnxruntime-common";
 import type { ScheduleArtifact } from "../cache/policies/schedule.ts";
 import type { CachePolicy, ModelInfo } from "../cache/policy.ts";
 import { atomUnits } from "../cache/policy.ts";
 import type { AtomKind } from "../model/discover.ts";
 import type { Pipeline } from "../pipeline.ts";
+import { concatFloat32 } from "../runtime/tensor-ops.ts";
 import { makeHeader } from "./artifact.ts";
 import { type CalibrationOptions, calibrationContext, calibrationSet, record } from "./calibration.ts";
 
@@ -56,7 +58,7 @@ export async function recordUnits(
         const v = computed.value().data as Float32Array;
         values[u] ??= [];
         const previous = values[u][view.step];
-        values[u][view.step] = previous ? concat(previous, v) : v; // separate CFG: the uncond pass arrives second
+        values[u][view.step] = previous ? concatFloat32(previous, v) : v; // separate CFG: the uncond pass arrives second
       },
       approximate: () => undefined,
       bytes: () => 0,
@@ -117,13 +119,6 @@ function dot(a: Float32Array, b: Float32Array, offset: number, length: number): 
   let s = 0;
   for (let k = offset; k < offset + length; k++) s += a[k] * b[k];
   return s;
-}
-
-function concat(a: Float32Array, b: Float32Array): Float32Array {
-  const out = new Float32Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 /**

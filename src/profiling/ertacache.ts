@@ -4,11 +4,13 @@
  * greedy walk, the reuse set for a threshold λ (or a target number of computed steps); then, teacher-forced on
  * the recorded trajectory, each reuse step's φ and per-channel rectification (a, b) are fitted in closed form.
  */
+
 import { Tensor } from "onnxruntime-common";
 import type { ErtaCacheArtifact } from "../cache/policies/ertacache.ts";
 import type { Pipeline } from "../pipeline.ts";
 import { feedsFor } from "../runtime/model-inputs.ts";
 import type { TensorStore } from "../runtime/segment.ts";
+import { guideBatched } from "../sampling/denoise.ts";
 import { makeHeader } from "./artifact.ts";
 import { type CalibrationOptions, calibrationContext, calibrationSet, record } from "./calibration.ts";
 
@@ -79,7 +81,7 @@ export async function profileErtaCache(
       rec.rows = (event.store.get(h0Name) as Tensor).dims[0] * (event.pass === "uncond" ? 2 : 1);
       const half = guided ? part.sample.length / 2 : part.sample.length;
       rec.x.push(part.sample.slice(0, half));
-      rec.v.push(guided ? guide(part.out, set.cfg) : part.out.slice());
+      rec.v.push(guided ? guideBatched(part.out, set.cfg) : part.out.slice());
       rec.times.push(event.time);
     },
     options,
@@ -121,14 +123,6 @@ export async function profileErtaCache(
     });
   }
   return artifacts;
-}
-
-/** v = v_u + w·(v_c − v_u) for a batch laid out [cond; uncond]. */
-function guide(out: Float32Array, w: number): Float32Array {
-  const half = out.length / 2;
-  const v = new Float32Array(half);
-  for (let i = 0; i < half; i++) v[i] = out[half + i] + w * (out[i] - out[half + i]);
-  return v;
 }
 
 /** E[j][i] = mean over rows of ‖r_j − r_i‖₁ / max(‖r_i‖₁, eps), for j < i (rows: items × CFG branches). */
@@ -256,7 +250,7 @@ async function teacherForced(
     );
     await head.run(store);
     const out = store.get(m.output.name)?.data as Float32Array;
-    const vt = guided ? guide(out, set.cfg) : out;
+    const vt = guided ? guideBatched(out, set.cfg) : out;
     const v = rec.v[i];
     const vPrev = rec.v[i - 1];
     let phiSum = 0;

@@ -14,7 +14,8 @@ import type { AtomKind } from "../model/discover.ts";
 import type { Pipeline } from "../pipeline.ts";
 import { feedsFor } from "../runtime/model-inputs.ts";
 import type { Segment, TensorStore } from "../runtime/segment.ts";
-import { residualAdd } from "../runtime/tensor-ops.ts";
+import { concatFloat32, residualAdd } from "../runtime/tensor-ops.ts";
+import { guideBatched } from "../sampling/denoise.ts";
 import { batchNoise } from "../sampling/noise.ts";
 import { createSampler, type Sampler } from "../sampling/samplers.ts";
 import { makeHeader, readArtifact } from "./artifact.ts";
@@ -122,7 +123,7 @@ class UnitRunner {
     const { channels: c, height: h, width: w } = m.image;
     const n = x.length / (c * h * w);
     const guided = set.classes !== undefined && set.cfg !== 1;
-    const sample = guided ? concat(x, x) : x;
+    const sample = guided ? concatFloat32(x, x) : x;
     const classes = set.classes
       ? Int32Array.from(
           guided ? [...set.classes, ...set.classes.map(() => m.inputs.condition?.nullClass ?? 0)] : set.classes,
@@ -179,22 +180,8 @@ class UnitRunner {
     this.forwards += (this.units.length - from - cached.size) / this.units.length;
     await this.head.run(store);
     const out = store.get(this.pipeline.manifest.output.name)?.data as Float32Array;
-    return set.classes !== undefined && set.cfg !== 1 ? guide(out, set.cfg) : out;
+    return set.classes !== undefined && set.cfg !== 1 ? guideBatched(out, set.cfg) : out;
   }
-}
-
-function guide(out: Float32Array, w: number): Float32Array {
-  const half = out.length / 2;
-  const v = new Float32Array(half);
-  for (let i = 0; i < half; i++) v[i] = out[half + i] + w * (out[i] - out[half + i]);
-  return v;
-}
-
-function concat(a: Float32Array, b: Float32Array): Float32Array {
-  const out = new Float32Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 function mse(a: Float32Array, b: Float32Array): number {

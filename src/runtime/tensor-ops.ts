@@ -59,3 +59,11 @@ export function isAllFinite(t: Tensor): boolean {
 export function byteSize(t: Tensor): number {
   return (t.data as ArrayLike<number> & { byteLength: number }).byteLength;
 }
+
+/** [a; b] as one new array (e.g. a batch doubled for both CFG branches). */
+export function concatFloat32(a: Float32Array, b: Float32Array): Float32Array {
+  const out = new Float32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}

@@ -3,9 +3,11 @@
  * and benchmarks all consume the same loop. Classifier-free guidance and the time controller are wrappers around
  * the network evaluation, not branches of it.
  */
+
 import { Tensor } from "onnxruntime-common";
 import { InputError } from "../errors.ts";
 import type { ModelCall } from "../runtime/model-inputs.ts";
+import { concatFloat32 } from "../runtime/tensor-ops.ts";
 import type { Sampler } from "./samplers.ts";
 
 /** Which CFG branches one network pass holds. */
@@ -96,9 +98,7 @@ async function guidedOutput(
   let cond: Float32Array;
   let uncond: Float32Array;
   if ((request.cfgMode ?? "batched") === "batched") {
-    const doubled = new Float32Array(x.length * 2);
-    doubled.set(x);
-    doubled.set(x, x.length);
+    const doubled = concatFloat32(x, x);
     const both = new Int32Array(batch * 2);
     both.set(classes);
     both.set(nulls, batch);
@@ -109,9 +109,20 @@ async function guidedOutput(
     cond = await evaluator.evaluate(modelCall(x, request.dims, ctx.time, classes), ctx, "cond");
     uncond = await evaluator.evaluate(modelCall(x, request.dims, ctx.time, nulls), ctx, "uncond");
   }
-  const out = new Float32Array(x.length);
+  return combineGuidance(cond, uncond, w);
+}
+
+/** v = v_u + w·(v_c − v_u) (Ho & Salimans, 2022). */
+export function combineGuidance(cond: Float32Array, uncond: Float32Array, w: number): Float32Array {
+  const out = new Float32Array(cond.length);
   for (let i = 0; i < out.length; i++) out[i] = uncond[i] + w * (cond[i] - uncond[i]);
   return out;
+}
+
+/** Guidance on one batched output laid out [cond; uncond], as the batched CFG mode evaluates it. */
+export function guideBatched(out: Float32Array, w: number): Float32Array {
+  const half = out.length / 2;
+  return combineGuidance(out.subarray(0, half), out.subarray(half), w);
 }
 
 function modelCall(x: Float32Array, dims: readonly number[], time: number, classes?: Int32Array): ModelCall {

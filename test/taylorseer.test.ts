@@ -99,9 +99,10 @@ describe("TaylorSeer on the shipped model", () => {
       ["stacked"],
     );
     for (const t of report.trace) assert.equal(t.decisions, full.includes(t.step) ? "C" : "F", `step ${t.step}`);
-    // Full steps run the stack as one session; forecast steps run no block session at all.
-    const expected = (name: string) =>
-      name === "embed" || name === "head" ? 9 : name === "blocks0-11+stacked" ? 3 : 0;
+    // Full steps run the stack as one session; forecast steps run no block session at all. The conditioning runs
+    // once for all steps (runtime/conditioning.ts), so the whole embed never runs; the patch embed runs every step.
+    const counts: Record<string, number> = { conditioning: 1, patch: 9, head: 9, "blocks0-11+stacked": 3 };
+    const expected = (name: string) => counts[name] ?? 0;
     for (const [name, calls] of Object.entries(report.sessionCalls)) assert.equal(calls, expected(name), name);
     const L = 12;
     const batch = 4; // 2 samples × (cond + uncond)

@@ -7,6 +7,7 @@ import type { Tensor } from "onnxruntime-common";
 import { DittoError } from "../errors.ts";
 import { planRange } from "../model/plan.ts";
 import { STACK_OUTPUT } from "../onnx/rewrite.ts";
+import { ConditioningTable } from "../runtime/conditioning.ts";
 import type { DiT } from "../runtime/dit.ts";
 import { feedsFor, type ModelCall } from "../runtime/model-inputs.ts";
 import type { Segment, TensorStore } from "../runtime/segment.ts";
@@ -125,6 +126,8 @@ export class CacheEngine implements NetworkEvaluator {
   readonly info: ModelInfo;
   readonly units: UnitSpec[];
   private readonly embed: Segment;
+  /** The embed in two parts, when it has a timestep/condition-only part: see runtime/conditioning.ts. */
+  private readonly split?: { conditioning: Segment; patch: Segment };
   private readonly head: Segment;
   private readonly unitSegments: Segment[];
   private readonly unitFlops: number[];
@@ -134,22 +137,23 @@ export class CacheEngine implements NetworkEvaluator {
   private readonly extraSegments = new Set<Segment>();
   private states = new Map<Pass, PolicyState>();
   private run?: ActiveRun;
+  private table?: ConditioningTable;
 
   private constructor(
     model: DiT,
     policy: CachePolicy,
     info: ModelInfo,
     units: UnitSpec[],
-    embed: Segment,
-    head: Segment,
+    segments: { embed: Segment; split?: { conditioning: Segment; patch: Segment }; head: Segment },
     unitSegments: Segment[],
   ) {
     this.model = model;
     this.policy = policy;
     this.info = info;
     this.units = units;
-    this.embed = embed;
-    this.head = head;
+    this.embed = segments.embed;
+    this.split = segments.split;
+    this.head = segments.head;
     this.unitSegments = unitSegments;
     this.accumulator = Accumulator.for(model.backend, model.sessionOptions);
     this.unitFlops = units.map((u) => info.atoms.slice(u.start, u.end).reduce((sum, a) => sum + a.flops, 0));
@@ -165,14 +169,17 @@ export class CacheEngine implements NetworkEvaluator {
     const info = modelInfo(model, await model.flopsBreakdown());
     const units = policy.units(info);
     checkUnits(units, info, policy.name);
-    const [embed, head, ...unitSegments] = await Promise.all([
+    const [embed, head, conditioning, patch, ...unitSegments] = await Promise.all([
       model.embed(),
       model.head(),
+      model.conditioning(),
+      model.patch(),
       ...units.map((u) =>
         u.cache === "stacked" ? model.stackedRange(u.start, u.end) : model.range(u.start, u.end, u.taps),
       ),
     ]);
-    return new CacheEngine(model, policy, info, units, embed, head, unitSegments);
+    const split = conditioning ? { conditioning, patch } : undefined;
+    return new CacheEngine(model, policy, info, units, { embed, split, head }, unitSegments);
   }
 
   /** One generation: the denoising loop with this engine as the network; state is fresh for every call. */
@@ -187,6 +194,7 @@ export class CacheEngine implements NetworkEvaluator {
     };
     this.states = new Map();
     const segments = [this.embed, this.head, ...this.unitSegments];
+    if (this.split) segments.push(this.split.conditioning, this.split.patch);
     this.run = {
       ctx,
       report: this.emptyReport(ctx),
@@ -196,6 +204,7 @@ export class CacheEngine implements NetworkEvaluator {
     };
     const hooks = this.policy.createHooks?.({ ...ctx, pass: "both" }) ?? {};
     for (const s of this.extraSegments) this.run.callsAtStart.set(s, s.calls);
+    this.table = await this.conditioningTable(request);
     yield* denoise(request, this, hooks);
     const report = this.run.report;
     for (const s of [...segments, ...this.extraSegments]) {
@@ -215,7 +224,7 @@ export class CacheEngine implements NetworkEvaluator {
     if (!run) throw new Error("evaluate() called outside generate()");
     const state = this.stateFor(pass);
     const store: TensorStore = new Map(Object.entries(feedsFor(this.model.manifest, call)));
-    await this.embed.run(store);
+    await this.runEmbed(store, call);
     const view = this.view(ctx, store);
     await state.beginStep?.(view);
     const sideCache = run.sideCache.get(pass) ?? new Map<string, Tensor>();
@@ -258,6 +267,41 @@ export class CacheEngine implements NetworkEvaluator {
     });
     this.updateTotals(run.report);
     return this.need(store, this.model.manifest.output.name).data as Float32Array;
+  }
+
+  /**
+   * The conditioning of every grid step for every class this generation uses (and the null class under guidance),
+   * in one run; steps at other times (a time controller moved them) run the whole embed instead.
+   */
+  private async conditioningTable(request: DenoiseRequest): Promise<ConditioningTable | undefined> {
+    if (!this.split) return undefined;
+    const { conditioning } = this.split;
+    const { sampler, classes, nullClass } = request;
+    const conditions = [...(classes ?? []), ...(nullClass !== undefined ? [nullClass] : [])];
+    const bytesPerRow = conditioning.plan.outputs.reduce(
+      (sum, name) =>
+        sum +
+        4 *
+          (this.model
+            .probeDims(name)
+            ?.slice(1)
+            .reduce((a, b) => a * b, 1) ?? 0),
+      0,
+    );
+    return ConditioningTable.build(
+      conditioning,
+      this.model.manifest,
+      sampler.times.subarray(0, sampler.steps),
+      conditions,
+      bytesPerRow,
+    );
+  }
+
+  private async runEmbed(store: TensorStore, call: ModelCall): Promise<void> {
+    const rows = this.table?.lookup(call.time, call.condition);
+    if (!rows || !this.split) return this.embed.run(store);
+    for (const [name, t] of rows) store.set(name, t);
+    await this.split.patch.run(store);
   }
 
   /** Runs one unit's session and hands its value to the policy. */

@@ -16,6 +16,29 @@ export function planEmbed(g: GraphIndex, s: ModelStructure): SegmentPlan {
   return planNodes(g, s, "embed", s.embedNodes);
 }
 
+/**
+ * The embed split by what it reads. `conditioning`: the nodes that see only the timestep and condition (in adaLN
+ * DiTs, the modulation of every block: most of the parameters, little of the FLOPs). `patch`: the nodes that see the
+ * sample. The first can run for many steps in one batch; the second must run every step.
+ */
+export function planConditioning(g: GraphIndex, s: ModelStructure): SegmentPlan {
+  return planNodes(
+    g,
+    s,
+    "conditioning",
+    s.embedNodes.filter((i) => s.nodeClass[i] === "context"),
+  );
+}
+
+export function planPatch(g: GraphIndex, s: ModelStructure): SegmentPlan {
+  return planNodes(
+    g,
+    s,
+    "patch",
+    s.embedNodes.filter((i) => s.nodeClass[i] !== "context"),
+  );
+}
+
 export function planHead(g: GraphIndex, s: ModelStructure): SegmentPlan {
   return planNodes(g, s, "head", s.headNodes);
 }

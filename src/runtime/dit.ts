@@ -9,7 +9,7 @@ import { discoverStructure, type ModelStructure } from "../model/discover.ts";
 import { countFlops, countParams } from "../model/flops.ts";
 import { inferManifest } from "../model/infer-manifest.ts";
 import { loadManifest, type ResolvedManifest } from "../model/manifest.ts";
-import { planEmbed, planHead, planRange, type SegmentPlan } from "../model/plan.ts";
+import { planConditioning, planEmbed, planHead, planPatch, planRange, type SegmentPlan } from "../model/plan.ts";
 import { extractSubModel, type TensorType } from "../onnx/extract.ts";
 import { GraphIndex } from "../onnx/graph.ts";
 import { type LoadedOnnx, loadOnnx } from "../onnx/load.ts";
@@ -75,6 +75,18 @@ export class DiT {
 
   embed(): Promise<Segment> {
     return this.segment("embed", () => planEmbed(this.graph, this.structure));
+  }
+
+  /** The embed's timestep/condition-only part, or undefined when it has none (see planConditioning). */
+  async conditioning(): Promise<Segment | undefined> {
+    const plan = planConditioning(this.graph, this.structure);
+    if (plan.nodes.length === 0 || plan.inputs.includes(this.structure.sample)) return undefined;
+    return this.segment("conditioning", () => plan);
+  }
+
+  /** The embed's sample-reading part; with `conditioning()` it computes what `embed()` does. */
+  patch(): Promise<Segment> {
+    return this.segment("patch", () => planPatch(this.graph, this.structure));
   }
 
   head(): Promise<Segment> {

@@ -204,7 +204,8 @@ export class CacheEngine implements NetworkEvaluator {
     };
     const hooks = this.policy.createHooks?.({ ...ctx, pass: "both" }) ?? {};
     for (const s of this.extraSegments) this.run.callsAtStart.set(s, s.calls);
-    this.table = await this.conditioningTable(request);
+    // A time controller moves steps off the grid, where a table built on the grid would not serve them.
+    this.table = hooks.nextTime ? undefined : await this.conditioningTable(request);
     yield* denoise(request, this, hooks);
     const report = this.run.report;
     for (const s of [...segments, ...this.extraSegments]) {
@@ -271,7 +272,7 @@ export class CacheEngine implements NetworkEvaluator {
 
   /**
    * The conditioning of every grid step for every class this generation uses (and the null class under guidance),
-   * in one run; steps at other times (a time controller moved them) run the whole embed instead.
+   * in one run; a step at another time runs the whole embed instead.
    */
   private async conditioningTable(request: DenoiseRequest): Promise<ConditioningTable | undefined> {
     if (!this.split) return undefined;

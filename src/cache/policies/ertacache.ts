@@ -139,7 +139,7 @@ export function ertaHooks(
 ): StepHooks {
   let kappa = 1;
   let onGrid = true;
-  return {
+  const hooks: StepHooks = {
     transformOutput(v: Float32Array, ctx: StepContext): Float32Array {
       if (!artifact || !opts.rectify || !reuse[ctx.step]) return v;
       const a = artifact.rect.a[ctx.step];
@@ -151,21 +151,23 @@ export function ertaHooks(
       }
       return out;
     },
-    nextTime(ctx: StepContext): number {
-      const { step, grid, time } = ctx;
-      const end = grid[grid.length - 1];
-      const isReuse = reuse[step];
-      const last = step === grid.length - 2;
-      if (!opts.adjust || !artifact) return grid[step + 1];
-      if (onGrid && !(isReuse && artifact.phi[step] < 1)) return grid[step + 1]; // exactly the plain grid until the first shrink
-      onGrid = false;
-      const base = grid[step + 1] - grid[step];
-      const dt = last ? end - time : (isReuse ? artifact.phi[step] : 1) * kappa * base;
-      const next = time + dt;
-      // κ ← remaining time ÷ remaining base deltas, clamped to [1, κ_max] (spec step 2.5).
-      const remaining = grid[grid.length - 1] - grid[step + 1];
-      kappa = remaining === 0 ? 1 : Math.min(opts.kappaMax, Math.max(1, (end - next) / remaining));
-      return next;
-    },
   };
+  if (!opts.adjust || !artifact) return hooks; // no time controller: every step stays on the grid
+  const phi = artifact.phi;
+  hooks.nextTime = (ctx: StepContext): number => {
+    const { step, grid, time } = ctx;
+    const end = grid[grid.length - 1];
+    const isReuse = reuse[step];
+    const last = step === grid.length - 2;
+    if (onGrid && !(isReuse && phi[step] < 1)) return grid[step + 1]; // exactly the plain grid until the first shrink
+    onGrid = false;
+    const base = grid[step + 1] - grid[step];
+    const dt = last ? end - time : (isReuse ? phi[step] : 1) * kappa * base;
+    const next = time + dt;
+    // κ ← remaining time ÷ remaining base deltas, clamped to [1, κ_max] (spec step 2.5).
+    const remaining = grid[grid.length - 1] - grid[step + 1];
+    kappa = remaining === 0 ? 1 : Math.min(opts.kappaMax, Math.max(1, (end - next) / remaining));
+    return next;
+  };
+  return hooks;
 }

@@ -278,17 +278,11 @@ export class CacheEngine implements NetworkEvaluator {
     if (!this.split) return undefined;
     const { conditioning } = this.split;
     const { sampler, classes, nullClass } = request;
-    const conditions = [...(classes ?? []), ...(nullClass !== undefined ? [nullClass] : [])];
-    const bytesPerRow = conditioning.plan.outputs.reduce(
-      (sum, name) =>
-        sum +
-        4 *
-          (this.model
-            .probeDims(name)
-            ?.slice(1)
-            .reduce((a, b) => a * b, 1) ?? 0),
-      0,
-    );
+    // The calls denoise() makes: the classes, and the null class for the unconditional pass or when there are none.
+    const usesNull = classes === undefined || request.cfgScale !== 1;
+    const conditions = [...(classes ?? []), ...(usesNull && nullClass !== undefined ? [nullClass] : [])];
+    const rowBytes = (name: string) => 4 * (this.model.probeDims(name) ?? []).slice(1).reduce((a, b) => a * b, 1);
+    const bytesPerRow = conditioning.plan.outputs.reduce((sum, name) => sum + rowBytes(name), 0);
     return ConditioningTable.build(
       conditioning,
       this.model.manifest,

@@ -19,6 +19,7 @@ import {
   type Pass,
   type StepContext,
   type StepResult,
+  usesGuidance,
 } from "../sampling/denoise.ts";
 import { Accumulator, materialize } from "./accumulate.ts";
 import type {
@@ -279,7 +280,7 @@ export class CacheEngine implements NetworkEvaluator {
     const { conditioning } = this.split;
     const { sampler, classes, nullClass } = request;
     // The calls denoise() makes: the classes, and the null class for the unconditional pass or when there are none.
-    const usesNull = classes === undefined || request.cfgScale !== 1;
+    const usesNull = classes === undefined || usesGuidance(request);
     const conditions = [...(classes ?? []), ...(usesNull && nullClass !== undefined ? [nullClass] : [])];
     const rowBytes = (name: string) => 4 * (this.model.probeDims(name) ?? []).slice(1).reduce((a, b) => a * b, 1);
     const bytesPerRow = conditioning.plan.outputs.reduce((sum, name) => sum + rowBytes(name), 0);

@@ -8,9 +8,9 @@
 import { Tensor } from "onnxruntime-common";
 import type { ErtaCacheArtifact } from "../cache/policies/ertacache.ts";
 import type { Pipeline } from "../pipeline.ts";
-import { feedsFor } from "../runtime/model-inputs.ts";
+import { defaultCondition, feedsFor } from "../runtime/model-inputs.ts";
 import type { TensorStore } from "../runtime/segment.ts";
-import { guideBatched } from "../sampling/denoise.ts";
+import { guideBatched, usesGuidance } from "../sampling/denoise.ts";
 import { makeHeader } from "./artifact.ts";
 import { type CalibrationOptions, calibrationContext, calibrationSet, record } from "./calibration.ts";
 
@@ -47,7 +47,7 @@ export async function profileErtaCache(
   const hLName = atoms[atoms.length - 1].streamOut;
   const m = pipeline.manifest;
   const rec: Recording = { h0: [], r: [], x: [], v: [], times: [], rows: 0 };
-  const guided = set.classes !== undefined && set.cfg !== 1;
+  const guided = usesGuidance({ cfgScale: set.cfg, classes: set.classes });
   // With separate CFG passes the cond and uncond evaluations of a step arrive one after the other: join them into
   // the batched layout [cond rows; uncond rows] so every later statistic is the same in both modes.
   let pending: { h0: Float32Array; hL: Float32Array; out: Float32Array; sample: Float32Array } | undefined;
@@ -210,7 +210,7 @@ async function teacherForced(
   const b = Array.from({ length: S }, () => new Array(C).fill(0));
   const src = new Array(S).fill(0);
   let source = 0;
-  const guided = set.classes !== undefined && set.cfg !== 1;
+  const guided = usesGuidance({ cfgScale: set.cfg, classes: set.classes });
   for (let i = 0; i < S; i++) {
     if (!reuse[i]) {
       source = i;
@@ -223,9 +223,7 @@ async function teacherForced(
     const sample = new Float32Array(x.length * rows);
     for (let k = 0; k < rows; k++) sample.set(x, k * x.length);
     const classes = set.classes
-      ? Int32Array.from(
-          guided ? [...set.classes, ...set.classes.map(() => m.inputs.condition?.nullClass ?? 0)] : set.classes,
-        )
+      ? Int32Array.from(guided ? [...set.classes, ...set.classes.map(() => defaultCondition(m))] : set.classes)
       : undefined;
     const store: TensorStore = new Map(
       Object.entries(

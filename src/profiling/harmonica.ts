@@ -12,10 +12,10 @@ import type { ScheduleArtifact } from "../cache/policies/schedule.ts";
 import { computedFraction, tablePolicy } from "../cache/policies/schedule.ts";
 import type { AtomKind } from "../model/discover.ts";
 import type { Pipeline } from "../pipeline.ts";
-import { feedsFor } from "../runtime/model-inputs.ts";
+import { defaultCondition, feedsFor } from "../runtime/model-inputs.ts";
 import type { Segment, TensorStore } from "../runtime/segment.ts";
 import { concatFloat32, residualAdd } from "../runtime/tensor-ops.ts";
-import { guideBatched } from "../sampling/denoise.ts";
+import { guideBatched, usesGuidance } from "../sampling/denoise.ts";
 import { batchNoise } from "../sampling/noise.ts";
 import { createSampler, type Sampler } from "../sampling/samplers.ts";
 import { makeHeader, readArtifact } from "./artifact.ts";
@@ -122,12 +122,10 @@ class UnitRunner {
     const m = this.pipeline.manifest;
     const { channels: c, height: h, width: w } = m.image;
     const n = x.length / (c * h * w);
-    const guided = set.classes !== undefined && set.cfg !== 1;
+    const guided = usesGuidance({ cfgScale: set.cfg, classes: set.classes });
     const sample = guided ? concatFloat32(x, x) : x;
     const classes = set.classes
-      ? Int32Array.from(
-          guided ? [...set.classes, ...set.classes.map(() => m.inputs.condition?.nullClass ?? 0)] : set.classes,
-        )
+      ? Int32Array.from(guided ? [...set.classes, ...set.classes.map(() => defaultCondition(m))] : set.classes)
       : undefined;
     const rows = guided ? 2 * n : n;
     const store: TensorStore = new Map(

@@ -7,7 +7,7 @@
  */
 import { Tensor } from "onnxruntime-common";
 import type { ModelManifest } from "../model/manifest.ts";
-import { conditionTensor, timestepTensor } from "./model-inputs.ts";
+import { conditionTensor, defaultCondition, timestepTensor } from "./model-inputs.ts";
 import type { Segment, TensorStore } from "./segment.ts";
 
 /** Above this the table is not built and every step runs the conditioning itself. */
@@ -36,7 +36,7 @@ export class ConditioningTable {
     conditions: number[],
     bytesPerRow: number,
   ): Promise<ConditioningTable | undefined> {
-    const fill = manifest.inputs.condition?.nullClass ?? 0;
+    const fill = defaultCondition(manifest);
     const conds = manifest.inputs.condition ? [...new Set(conditions.length > 0 ? conditions : [fill])] : [0];
     const count = times.length * conds.length;
     if (count === 0 || count * bytesPerRow > CONDITIONING_TABLE_BUDGET_BYTES) return undefined;
@@ -66,7 +66,7 @@ export class ConditioningTable {
   /** The conditioning tensors for one network call, or undefined when a (time, condition) pair is not tabled. */
   lookup(time: Float64Array, condition?: Int32Array): Map<string, Tensor> | undefined {
     const hasCondition = this.manifest.inputs.condition !== undefined;
-    const fill = this.manifest.inputs.condition?.nullClass ?? 0;
+    const fill = defaultCondition(this.manifest);
     // Runs of call rows that are consecutive table rows, copied as one block: [first table row, first call row, count].
     const runs: [number, number, number][] = [];
     for (let i = 0; i < time.length; i++) {

@@ -25,6 +25,11 @@ export function conditionTensor(manifest: ModelManifest, classes: Int32Array): T
   return typedTensor(spec.dtype ?? "int64", Array.from(classes), [classes.length], "inputs.condition");
 }
 
+/** The condition fed when a call gives none: the manifest's null class (0 if it names none). */
+export function defaultCondition(manifest: ModelManifest): number {
+  return manifest.inputs.condition?.nullClass ?? 0;
+}
+
 export function feedsFor(manifest: ModelManifest, call: ModelCall): Record<string, Tensor> {
   const { sample, timestep, condition } = manifest.inputs;
   const feeds: Record<string, Tensor> = {
@@ -32,7 +37,7 @@ export function feedsFor(manifest: ModelManifest, call: ModelCall): Record<strin
     [timestep.name]: timestepTensor(manifest, call.time),
   };
   if (condition) {
-    const classes = call.condition ?? new Int32Array(call.time.length).fill(condition.nullClass ?? 0);
+    const classes = call.condition ?? new Int32Array(call.time.length).fill(defaultCondition(manifest));
     feeds[condition.name] = conditionTensor(manifest, classes);
   }
   return feeds;

@@ -61,7 +61,7 @@ export async function* denoise(
 ): AsyncGenerator<StepResult> {
   const { sampler, dims } = request;
   const batch = dims[0];
-  const guided = request.cfgScale !== 1 && request.classes !== undefined;
+  const guided = usesGuidance(request);
   if (guided && request.nullClass === undefined) {
     throw new InputError(
       "OPTION_INVALID",
@@ -81,6 +81,11 @@ export async function* denoise(
     yield { step, time, nextTime, x, output };
     time = nextTime;
   }
+}
+
+/** Whether the loop runs classifier-free guidance (a conditional and an unconditional pass per step). */
+export function usesGuidance(request: { cfgScale: number; classes?: ArrayLike<number> }): boolean {
+  return request.cfgScale !== 1 && request.classes !== undefined;
 }
 
 /** v = v_u + w·(v_c − v_u) (Ho & Salimans, 2022). */

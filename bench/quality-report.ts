@@ -21,7 +21,7 @@ const { values } = parseArgs({
 const perClass = Number(values["per-class"]);
 const pipeline = await loadPipeline();
 const classifier = await Classifier.load();
-const stats = classifier.testStats();
+const stats = await classifier.testStats();
 const steps = Number(values.steps);
 const cfg = pipeline.manifest.recommended?.cfgScale ?? 3;
 const classes = Array.from({ length: 10 * perClass }, (_, i) => Math.floor(i / perClass));
@@ -48,12 +48,12 @@ const report: Record<string, number | string> = {
   accuracy: accuracy(generated.predictions, classes),
   fdGenerated: fd(generated.features, generated.featureDim),
 };
-const subset = classifier.testSubset();
+const subset = await classifier.testSubset();
 const testOut = await classifier.classify(subset.images, subset.count);
 report.fdRealTest1000 = fd(testOut.features, testOut.featureDim);
 report.accuracyRealTest1000 = accuracy(testOut.predictions, subset.labels);
 if (values.real) {
-  const real = readIdx(values.real);
+  const real = await readIdx(values.real);
   const images = Float32Array.from(real.data, (v) => v / 127.5 - 1);
   const out = await classifier.classify(images, real.dims[0]);
   report.fdRealTrain = fd(out.features, out.featureDim);

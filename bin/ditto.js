@@ -1,7 +1,15 @@
 #!/usr/bin/env node
-// Runs Ditto's TypeScript CLI through tsx, so the package needs no build step.
-import { register } from "tsx/esm/api";
+// The `ditto` command. An installed package runs the compiled CLI in dist/. A source checkout (src/ beside bin/,
+// which the package does not ship) runs the TypeScript source through tsx, so edits take effect without a rebuild.
+import { existsSync } from "node:fs";
 
-register();
-const { main } = await import("../src/cli/main.ts");
+const source = new URL("../src/cli/main.ts", import.meta.url);
+let main;
+if (existsSync(source) && !process.env.DITTO_USE_DIST) {
+  const { register } = await import("tsx/esm/api");
+  register();
+  ({ main } = await import(source.href));
+} else {
+  ({ main } = await import("../dist/cli/main.js"));
+}
 process.exitCode = await main(process.argv.slice(2));

@@ -1,4 +1,7 @@
-/** Ditto's public API. Deep imports are not part of the contract. */
+/**
+ * Ditto's public API for Node (`import … from "ditto-dit"`): the platform-neutral core (core.ts) plus what needs
+ * Node. Deep imports are not part of the contract.
+ */
 
 export { DEFAULT_SETTINGS as BENCH_DEFAULTS, runBench } from "./bench/harness.ts";
 export { CacheEngine, type EngineObserver, type RunReport, type StepTrace } from "./cache/engine.ts";
@@ -11,7 +14,7 @@ export { fora, taylorseer } from "./cache/policies/taylorseer.ts";
 export { teacache } from "./cache/policies/teacache.ts";
 export type { Approximation, CachePolicy, Decision, PolicyState, UnitSpec } from "./cache/policy.ts";
 export { findPolicy, POLICIES, parseCacheSpec, policyFromConfig } from "./cache/registry.ts";
-export { ArtifactError, DittoError, GraphError, InputError, ModelError } from "./errors.ts";
+export { ArtifactError, DittoError, type DittoErrorCode, GraphError, InputError, ModelError } from "./errors.ts";
 export { Classifier } from "./metrics/classifier.ts";
 export { psnr, ssim } from "./metrics/fidelity.ts";
 export { featureStats, frechetDistance } from "./metrics/frechet.ts";
@@ -19,6 +22,7 @@ export { loadManifest, type ModelManifest } from "./model/manifest.ts";
 export { extractSubModel } from "./onnx/extract.ts";
 export { loadOnnx } from "./onnx/load.ts";
 export { type GenerateOptions, type GenerationResult, loadPipeline, Pipeline } from "./pipeline.ts";
+export { type PathKind, type Platform, platform, setPlatform } from "./platform.ts";
 export { profileBac } from "./profiling/bac.ts";
 export { profileErtaCache } from "./profiling/ertacache.ts";
 export { profileRouter } from "./profiling/harmonica.ts";

@@ -86,7 +86,7 @@ describe("Fréchet distance and the classifier", () => {
   });
 
   it("reaches its reported accuracy (−1 pt) on the shipped test subset, and the subset sits near the test statistics", async () => {
-    const subset = classifier.testSubset();
+    const subset = await classifier.testSubset();
     assert.equal(subset.count, 1000);
     const out = await classifier.classify(subset.images, subset.count);
     const acc = accuracy(out.predictions, subset.labels);
@@ -94,7 +94,7 @@ describe("Fréchet distance and the classifier", () => {
       acc >= classifier.manifest.testAccuracy - 0.01,
       `accuracy ${acc} vs reported ${classifier.manifest.testAccuracy}`,
     );
-    const fd = frechetDistance(featureStats(out.features, out.featureDim), classifier.testStats());
+    const fd = frechetDistance(featureStats(out.features, out.featureDim), await classifier.testStats());
     assert.ok(fd < 8, `FD of 1,000 real test images to the test statistics: ${fd}`);
   });
 });

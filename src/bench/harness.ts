@@ -112,7 +112,7 @@ export async function runBench(
   const reference = await pipeline.generate({ ...quality, cache: "none" });
   const referenceImages = images(reference, m.image.range);
   const referenceOut = await classifier.classify(reference.samples, settings.samples);
-  const testStats = classifier.testStats();
+  const testStats = await classifier.testStats();
   tick("uncached reference");
 
   const rows: BenchRow[] = [];

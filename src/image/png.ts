@@ -1,5 +1,4 @@
 /** PNG encoding and decoding (pngjs: pure JavaScript, no native build) and image grids. */
-import { readFileSync, writeFileSync } from "node:fs";
 import { PNG } from "pngjs";
 
 /** Images as floats in [0, 1], [N, C, H, W] with C = 1 (grey) or 3 (RGB). */
@@ -41,17 +40,4 @@ export function gridPng(images: ImageBatch, columns: number, gap = 2, scale = 1)
     }
   }
   return PNG.sync.write(png);
-}
-
-export function writePng(path: string, buffer: Buffer): void {
-  writeFileSync(path, buffer);
-}
-
-/** Reads a PNG as greyscale or RGB floats in [0, 1]. */
-export function readPng(path: string): ImageBatch {
-  const png = PNG.sync.read(readFileSync(path));
-  const data = new Float32Array(3 * png.width * png.height);
-  const plane = png.width * png.height;
-  for (let i = 0; i < plane; i++) for (let c = 0; c < 3; c++) data[c * plane + i] = png.data[i * 4 + c] / 255;
-  return { data, count: 1, channels: 3, height: png.height, width: png.width };
 }

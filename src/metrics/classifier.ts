@@ -2,13 +2,11 @@
  * The shipped evaluation classifier (models/fashion-classifier): logits for accuracy, penultimate features for the
  * Fréchet distance and the feature distance to uncached samples; plus its test-set statistics and image subset.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { Tensor } from "onnxruntime-common";
 import { ModelError } from "../errors.ts";
 import { DEFAULT_CLASSIFIER_DIR } from "../model/manifest.ts";
+import { platform } from "../platform.ts";
 import type { Backend, Session, SessionOptions } from "../runtime/backend.ts";
-import { nodeBackend } from "../runtime/node-backend.ts";
 import type { FeatureStats } from "./frechet.ts";
 
 export interface ClassifierOutput {
@@ -39,19 +37,22 @@ export class Classifier {
 
   static async load(
     dir = DEFAULT_CLASSIFIER_DIR,
-    backend: Backend = nodeBackend,
+    backend: Backend = platform().backend,
     options: SessionOptions = {},
   ): Promise<Classifier> {
     let manifest: ClassifierManifest;
     try {
-      manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
+      manifest = JSON.parse(await platform().readText(platform().join(dir, "manifest.json")));
     } catch {
       throw new ModelError(
         "MODEL_NOT_FOUND",
         `no classifier manifest in ${dir}; the evaluation classifier ships in models/fashion-classifier`,
       );
     }
-    const session = await backend.createSession(new Uint8Array(readFileSync(join(dir, manifest.onnx))), options);
+    const session = await backend.createSession(
+      await platform().readBytes(platform().join(dir, manifest.onnx)),
+      options,
+    );
     return new Classifier(dir, manifest, session);
   }
 
@@ -80,14 +81,14 @@ export class Classifier {
   }
 
   /** Mean and covariance of the features over the 10,000 Fashion-MNIST test images (the FD reference). */
-  testStats(): FeatureStats {
-    return JSON.parse(readFileSync(join(this.dir, this.manifest.testStats), "utf8")) as FeatureStats;
+  async testStats(): Promise<FeatureStats> {
+    return JSON.parse(await platform().readText(platform().join(this.dir, this.manifest.testStats))) as FeatureStats;
   }
 
   /** The shipped test subset, images scaled to [-1, 1]. */
-  testSubset(): { images: Float32Array; labels: Int32Array; count: number } {
-    const images = readIdx(join(this.dir, this.manifest.testSubset.images));
-    const labels = readIdx(join(this.dir, this.manifest.testSubset.labels));
+  async testSubset(): Promise<{ images: Float32Array; labels: Int32Array; count: number }> {
+    const images = await readIdx(platform().join(this.dir, this.manifest.testSubset.images));
+    const labels = await readIdx(platform().join(this.dir, this.manifest.testSubset.labels));
     return {
       images: Float32Array.from(images.data, (v) => v / 127.5 - 1),
       labels: Int32Array.from(labels.data),
@@ -119,12 +120,13 @@ export function meanFeatureDistance(a: Float32Array, b: Float32Array, dim: numbe
 }
 
 /** IDX (the MNIST container): magic 0,0,dtype,ndim; big-endian uint32 dims; then the data (uint8 here). */
-export function readIdx(path: string): { dims: number[]; data: Uint8Array } {
-  const buf = readFileSync(path);
+export async function readIdx(path: string): Promise<{ dims: number[]; data: Uint8Array }> {
+  const buf = await platform().readBytes(path);
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   if (buf[0] !== 0 || buf[1] !== 0 || buf[2] !== 0x08)
     throw new ModelError("MODEL_MALFORMED", `${path} is not a uint8 IDX file`);
   const ndim = buf[3];
-  const dims = Array.from({ length: ndim }, (_, i) => buf.readUInt32BE(4 + 4 * i));
+  const dims = Array.from({ length: ndim }, (_, i) => view.getUint32(4 + 4 * i));
   return {
     dims,
     data: new Uint8Array(

@@ -2,7 +2,6 @@
  * `ditto init-manifest`: a manifest guessed from the graph alone (input names, dtypes, shapes, the class
  * embedding's size). Everything the graph cannot tell is listed under `needsReview` for a person to confirm.
  */
-import { basename } from "node:path";
 import type { GraphIndex } from "../onnx/graph.ts";
 import { ELEMENT_TYPES, toNumber } from "../onnx/proto.ts";
 import type { ModelManifest } from "./manifest.ts";
@@ -38,8 +37,8 @@ export function inferManifest(g: GraphIndex, onnxPath: string): ModelManifest {
   review.push("image.range", "objective.kind", "objective.timeAtNoise", "inputs.timestep.scale");
   const manifest: ModelManifest = {
     format: "ditto.model.v1",
-    name: basename(onnxPath).replace(/\.onnx$/, ""),
-    onnx: basename(onnxPath),
+    name: fileName(onnxPath).replace(/\.onnx$/, ""),
+    onnx: fileName(onnxPath),
     objective: { kind: "flow-velocity", timeAtNoise: 1, timeAtData: 0 },
     inputs: {
       sample: { name: sample.name, dtype: sample.dtype, shape: sample.dims },
@@ -82,4 +81,9 @@ function classTableSize(g: GraphIndex, condition: string): number | undefined {
     if (table?.dims?.length) return toNumber(table.dims[0]);
   }
   return undefined;
+}
+
+/** The last component of a path or URL (either separator). */
+function fileName(path: string): string {
+  return path.split(/[\\/]/).pop() ?? path;
 }

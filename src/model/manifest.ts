@@ -3,10 +3,8 @@
  * which input is the noisy sample, the timestep and the condition, the training objective and its time convention,
  * the null class for guidance, and the image layout. Read from `manifest.json` beside the .onnx file.
  */
-import { readFile, stat } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { ModelError } from "../errors.ts";
+import { platform, shippedModelDir } from "../platform.ts";
 
 export type ObjectiveKind = "flow-velocity" | "epsilon";
 
@@ -75,16 +73,14 @@ export interface ResolvedManifest extends ModelManifest {
 }
 
 /** The shipped default model, `models/fashion-dit` in this package. */
-export const DEFAULT_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../../models/fashion-dit");
-export const DEFAULT_CLASSIFIER_DIR = resolve(
-  dirname(fileURLToPath(import.meta.url)),
-  "../../models/fashion-classifier",
-);
+export const DEFAULT_MODEL_DIR = shippedModelDir("fashion-dit");
+export const DEFAULT_CLASSIFIER_DIR = shippedModelDir("fashion-classifier");
 
 /** Accepts a model folder (holding manifest.json), a manifest.json path, or an .onnx path with a manifest beside it. */
 export async function loadManifest(path: string = DEFAULT_MODEL_DIR): Promise<ResolvedManifest> {
+  const { resolve, join, dirname, kind, readText } = platform();
   const full = resolve(path);
-  const info = await stat(full).catch(() => null);
+  const info = await kind(full);
   if (!info) {
     throw new ModelError(
       "MODEL_NOT_FOUND",
@@ -92,17 +88,18 @@ export async function loadManifest(path: string = DEFAULT_MODEL_DIR): Promise<Re
       { path: full },
     );
   }
-  const manifestPath = info.isDirectory()
-    ? join(full, "manifest.json")
-    : full.endsWith(".json")
-      ? full
-      : join(dirname(full), "manifest.json");
-  const text = await readFile(manifestPath, "utf8").catch(() => null);
+  const manifestPath =
+    info === "directory"
+      ? join(full, "manifest.json")
+      : full.endsWith(".json")
+        ? full
+        : join(dirname(full), "manifest.json");
+  const text = await readText(manifestPath).catch(() => null);
   if (text === null) {
     throw new ModelError(
       "MANIFEST_INVALID",
       `no manifest.json found at ${manifestPath}. Ditto needs one to know the model's inputs and objective: ` +
-        `run \`ditto init-manifest ${info.isDirectory() ? join(full, "model.onnx") : full}\`, then confirm the fields it lists under needsReview.`,
+        `run \`ditto init-manifest ${info === "directory" ? join(full, "model.onnx") : full}\`, then confirm the fields it lists under needsReview.`,
       { path: manifestPath },
     );
   }
@@ -116,7 +113,7 @@ export async function loadManifest(path: string = DEFAULT_MODEL_DIR): Promise<Re
   }
   const manifest = validateManifest(raw, manifestPath);
   const dir = dirname(manifestPath);
-  const onnxPath = info.isFile() && full.endsWith(".onnx") ? full : resolve(dir, manifest.onnx);
+  const onnxPath = info === "file" && full.endsWith(".onnx") ? full : resolve(dir, manifest.onnx);
   return { ...manifest, dir, onnxPath };
 }
 

@@ -1,8 +1,6 @@
 /** Reading ONNX files: decoding, external-data inlining, hashing, and clear errors for bad files. */
-import { createHash } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
 import { ModelError } from "../errors.ts";
+import { platform } from "../platform.ts";
 import { graphOf, type ModelProto, onnx, type TensorProto, toNumber } from "./proto.ts";
 
 export interface LoadedOnnx {
@@ -17,8 +15,9 @@ export interface LoadedOnnx {
 const EXTERNAL = 1; // TensorProto.DataLocation.EXTERNAL
 
 export async function loadOnnx(path: string): Promise<LoadedOnnx> {
+  const { resolve, dirname, kind, readBytes, sha256 } = platform();
   const full = resolve(path);
-  const info = await stat(full).catch(() => null);
+  const info = await kind(full);
   if (!info) {
     throw new ModelError(
       "MODEL_NOT_FOUND",
@@ -26,20 +25,20 @@ export async function loadOnnx(path: string): Promise<LoadedOnnx> {
       { path: full },
     );
   }
-  if (!info.isFile()) {
+  if (info !== "file") {
     throw new ModelError(
       "MODEL_NOT_FOUND",
       `${full} is not a file; pass the .onnx file (or a folder holding manifest.json).`,
       { path: full },
     );
   }
-  const bytes = new Uint8Array(await readFile(full));
+  const bytes = await readBytes(full);
   const proto = decodeOnnx(bytes, full);
   const inlined = await inlineExternalData(proto, dirname(full));
   return {
     proto,
     path: full,
-    sha256: createHash("sha256").update(bytes).digest("hex"),
+    sha256: await sha256(bytes),
     bytes: inlined ? onnx.ModelProto.encode(proto).finish() : bytes,
   };
 }
@@ -84,16 +83,16 @@ async function inlineExternalData(proto: ModelProto, baseDir: string): Promise<b
       );
     let file = files.get(location);
     if (!file) {
-      const path = resolve(baseDir, location);
-      file = new Uint8Array(
-        await readFile(path).catch(() => {
+      const path = platform().resolve(baseDir, location);
+      file = await platform()
+        .readBytes(path)
+        .catch(() => {
           throw new ModelError(
             "MODEL_NOT_FOUND",
             `external data file ${path} (for initializer ${tensor.name}) not found; keep it beside the .onnx file`,
             { path },
           );
-        }),
-      );
+        });
       files.set(location, file);
     }
     const offset = Number(entry.offset ?? 0);

@@ -3,9 +3,9 @@
  * method's payload. Loading refuses an artifact made for another model, step count, sampler, CFG scale or mode, or
  * token count, naming both values and the command that recalibrates. Never a silent fallback.
  */
-import { readFileSync, writeFileSync } from "node:fs";
 import type { RunContext } from "../cache/policy.ts";
 import { ArtifactError } from "../errors.ts";
+import { platform } from "../platform.ts";
 
 export interface ArtifactHeader {
   format: string;
@@ -34,14 +34,14 @@ export function makeHeader(
 }
 
 export function writeArtifact(path: string, artifact: ArtifactHeader & object): void {
-  writeFileSync(path, `${JSON.stringify(artifact, null, 1)}\n`);
+  platform().writeTextSync(path, `${JSON.stringify(artifact, null, 1)}\n`);
 }
 
 /** Reads an artifact and checks its format; `method` names the policy (e.g. "ertacache"). */
 export function readArtifact<T extends ArtifactHeader>(path: string, method: string): T {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = platform().readTextSync(path);
   } catch {
     throw new ArtifactError(
       "ARTIFACT_INVALID",

@@ -2,7 +2,6 @@
  * A diffusion transformer ready to run one segment at a time: the manifest, the decoded graph, the discovered
  * structure, boundary tensor types (from one probe run of the whole model) and lazily created segment sessions.
  */
-import { dirname, resolve } from "node:path";
 import { Tensor } from "onnxruntime-common";
 import { ModelError } from "../errors.ts";
 import { discoverStructure, type ModelStructure } from "../model/discover.ts";
@@ -15,9 +14,9 @@ import { GraphIndex } from "../onnx/graph.ts";
 import { type LoadedOnnx, loadOnnx } from "../onnx/load.ts";
 import { elementTypeOf, graphOf, type ModelProto, onnx } from "../onnx/proto.ts";
 import { appendStackedValues, STACK_OUTPUT } from "../onnx/rewrite.ts";
+import { platform } from "../platform.ts";
 import type { Backend, Session, SessionOptions } from "./backend.ts";
 import { feedsFor } from "./model-inputs.ts";
-import { nodeBackend } from "./node-backend.ts";
 import { Segment } from "./segment.ts";
 
 export interface LoadOptions {
@@ -272,8 +271,8 @@ export async function loadDiT(path?: string, options: LoadOptions = {}): Promise
     if (!bareOnnx || !path) throw err;
     loaded = await loadOnnx(path);
     graph = new GraphIndex(graphOf(loaded.proto));
-    const full = resolve(path);
-    manifest = { ...inferManifest(graph, full), dir: dirname(full), onnxPath: full };
+    const full = platform().resolve(path);
+    manifest = { ...inferManifest(graph, full), dir: platform().dirname(full), onnxPath: full };
   }
   checkInputs(manifest, graph);
   const structure = discoverStructure(graph, manifest.inputs.sample.name, manifest.structure);
@@ -282,7 +281,7 @@ export async function loadDiT(path?: string, options: LoadOptions = {}): Promise
     onnx: loaded,
     graph,
     structure,
-    backend: options.backend ?? nodeBackend,
+    backend: options.backend ?? platform().backend,
     sessionOptions: options.session ?? {},
     types: new Map(),
     dims: new Map(),

@@ -13,6 +13,8 @@ export interface OptionSchema {
   min?: number;
   max?: number;
   choices?: readonly string[];
+  /** The policy cannot run without it (an option with no default is otherwise optional). */
+  required?: boolean;
   help: string;
 }
 

@@ -1,6 +1,4 @@
 /** `ditto generate`: sample images with a cache policy and write a PNG grid. */
-import { mkdirSync, readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { jsonWithInfinity } from "../bench/report.ts";
 import type { RunReport } from "../cache/engine.ts";
@@ -13,8 +11,10 @@ import { writePng } from "../node/png-file.ts";
 import { type GenerationResult, loadPipeline } from "../pipeline.ts";
 import type { CfgMode } from "../sampling/denoise.ts";
 import type { SamplerKind } from "../sampling/samplers.ts";
+import { readCacheConfig } from "../schema/cache-config.ts";
 import { parseIntList, parseNumber } from "./args.ts";
 import { MODEL_HELP, MODEL_OPTIONS, sessionOptions } from "./common.ts";
+import { checkOutputFile } from "./output-path.ts";
 import { Progress } from "./progress.ts";
 
 const HELP = `Usage: ditto generate [options]
@@ -74,33 +74,37 @@ export async function run(argv: string[]): Promise<void> {
   if (sampler !== undefined && sampler !== "euler" && sampler !== "ddim") {
     throw new InputError("OPTION_INVALID", `--sampler must be euler or ddim (got '${sampler}')`);
   }
+  // Every flag is checked before the model loads, so bad input never costs a generation.
+  const seedList = values.seeds
+    ? parseIntList("seeds", values.seeds)
+    : [parseNumber("seed", values.seed ?? "0", true) as number];
+  const scale = parseNumber("scale", values.scale, true, { min: 1, max: 64 }) ?? 4;
+  const batch = parseNumber("batch", values.batch, true, { min: 1 });
+  const stepsFlag = parseNumber("steps", values.steps, true, { min: 1, max: 10_000 });
+  const cfg = parseNumber("cfg", values.cfg, false, { min: 0 });
+  const shift = parseNumber("shift", values.shift, false, { min: Number.MIN_VALUE });
+  const policy = cachePolicy(values.cache, values["cache-config"]);
+  const out = checkOutputFile("out", values.out, "ditto-grid.png");
   const pipeline = await loadPipeline(values.model, { session: sessionOptions(values) });
   const m = pipeline.manifest;
   const numClasses = m.inputs.condition?.numClasses;
   const classList = m.inputs.condition ? parseIntList("classes", values.classes ?? "all", numClasses) : undefined;
-  const seedList = values.seeds
-    ? parseIntList("seeds", values.seeds)
-    : [parseNumber("seed", values.seed ?? "0", true) as number];
   // Every class with every seed: row = class, column = seed.
   const classes = classList?.flatMap((k) => seedList.map(() => k));
   const seeds = classList ? classList.flatMap(() => seedList) : seedList;
-  const steps = parseNumber("steps", values.steps, true) ?? m.recommended?.steps ?? 50;
-  const progress = new Progress(
-    "generate",
-    Math.ceil(seeds.length / (parseNumber("batch", values.batch, true) ?? 16)) * steps,
-    !values.quiet,
-  );
+  const steps = stepsFlag ?? m.recommended?.steps ?? 50;
+  const batches = Math.ceil(seeds.length / (batch ?? 16));
+  const progress = new Progress(values.compare ? "generate (cached)" : "generate", batches * steps, !values.quiet);
   const request = {
     classes,
     seeds,
     steps,
-    cfg: parseNumber("cfg", values.cfg),
+    cfg,
     cfgMode: cfgMode as CfgMode | undefined,
-    shift: parseNumber("shift", values.shift),
+    shift,
     sampler: sampler as SamplerKind | undefined,
-    batch: parseNumber("batch", values.batch, true),
+    batch,
   };
-  const policy = cachePolicy(values.cache, values["cache-config"]);
   if (values.compare) {
     // Warm both engines (sessions, first-run allocations) on one sample at the real step count — calibrated
     // policies refuse any other — so set-up stays out of the comparison.
@@ -113,11 +117,12 @@ export async function run(argv: string[]): Promise<void> {
     cache: policy,
     onStep: (p) => progress.update(p.batch * p.steps + p.step + 1),
   });
-  const reference = values.compare ? await pipeline.generate(request) : undefined;
+  let reference: GenerationResult | undefined;
+  if (values.compare) {
+    const bar = new Progress("generate (uncached reference)", batches * steps, !values.quiet);
+    reference = await pipeline.generate({ ...request, onStep: (p) => bar.update(p.batch * p.steps + p.step + 1) });
+  }
   const [n, c, h, w] = result.dims;
-  const out = resolve(values.out);
-  mkdirSync(dirname(out), { recursive: true });
-  const scale = parseNumber("scale", values.scale, true) ?? 4;
   writePng(
     out,
     gridPng(
@@ -133,7 +138,7 @@ export async function run(argv: string[]): Promise<void> {
     policy: summary.policy,
     spec: summary.spec,
     steps,
-    cfg: result.classes ? (parseNumber("cfg", values.cfg) ?? m.recommended?.cfgScale ?? 1) : 1,
+    cfg: result.classes ? (cfg ?? m.recommended?.cfgScale ?? 1) : 1,
     samples: n,
     classes: classes ?? null,
     seeds,
@@ -176,19 +181,7 @@ export function cachePolicy(spec?: string, configPath?: string): CachePolicy | u
   if (spec && configPath) throw new InputError("OPTION_INVALID", "give --cache or --cache-config, not both");
   if (spec) return parseCacheSpec(spec);
   if (!configPath) return undefined;
-  let text: string;
-  try {
-    text = readFileSync(configPath, "utf8");
-  } catch {
-    throw new InputError("OPTION_INVALID", `--cache-config file not found: ${configPath}`);
-  }
-  let config: unknown;
-  try {
-    config = JSON.parse(text);
-  } catch (err) {
-    throw new InputError("OPTION_INVALID", `--cache-config ${configPath} is not valid JSON: ${(err as Error).message}`);
-  }
-  return policyFromConfig(config, configPath);
+  return policyFromConfig(readCacheConfig(configPath), configPath);
 }
 
 /** Totals over the per-batch reports. */

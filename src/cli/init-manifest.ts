@@ -2,11 +2,13 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { InputError } from "../errors.ts";
+import { DittoError, GraphError, InputError } from "../errors.ts";
+import { discoverStructure } from "../model/discover.ts";
 import { inferManifest } from "../model/infer-manifest.ts";
 import { GraphIndex } from "../onnx/graph.ts";
 import { loadOnnx } from "../onnx/load.ts";
 import { graphOf } from "../onnx/proto.ts";
+import { checkOutputFile } from "./output-path.ts";
 
 const HELP = `Usage: ditto init-manifest MODEL.onnx [--out manifest.json] [--force]
 
@@ -30,11 +32,25 @@ export async function run(argv: string[]): Promise<void> {
     return;
   }
   const path = resolve(positionals[0]);
-  const loaded = await loadOnnx(path);
-  const manifest = inferManifest(new GraphIndex(graphOf(loaded.proto)), path);
-  const out = resolve(values.out ?? join(dirname(path), "manifest.json"));
+  const out = checkOutputFile("out", values.out ?? join(dirname(path), "manifest.json"), "manifest.json");
   if (existsSync(out) && !values.force) {
     throw new InputError("OPTION_INVALID", `${out} exists; pass --force to overwrite it`);
+  }
+  const loaded = await loadOnnx(path);
+  const graph = new GraphIndex(graphOf(loaded.proto));
+  const manifest = inferManifest(graph, path);
+  // A manifest for a graph Ditto cannot split would only fail later: run structure discovery first.
+  try {
+    discoverStructure(graph, manifest.inputs.sample.name, manifest.structure);
+  } catch (err) {
+    if (!(err instanceof DittoError)) throw err;
+    throw new GraphError(
+      "STRUCTURE_NOT_FOUND",
+      `${path} does not look like a diffusion transformer Ditto can cache: ${err.message} ` +
+        "No manifest written. If it is a DiT, name its block boundaries: `ditto inspect MODEL.onnx --tensors` lists " +
+        'the tensors; write them as "structure": {"blockBoundaries": [h_0, …, h_L]} in a manifest (README, "Bring your own ONNX DiT").',
+      { path },
+    );
   }
   writeFileSync(out, `${JSON.stringify(manifest, null, 2)}\n`);
   process.stdout.write(

@@ -1,13 +1,13 @@
 /** `ditto profile --method M`: offline calibration, writing a JSON artifact a cache policy loads. */
 import { writeFileSync } from "node:fs";
-import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { InputError, listChoices } from "../errors.ts";
 import { loadPipeline, type Pipeline } from "../pipeline.ts";
-import { type ArtifactHeader, writeArtifact } from "../profiling/artifact.ts";
+import { type ArtifactHeader, readArtifact, writeArtifact } from "../profiling/artifact.ts";
 import type { CalibrationOptions } from "../profiling/calibration.ts";
 import { parseNumber } from "./args.ts";
 import { MODEL_HELP, MODEL_OPTIONS, sessionOptions } from "./common.ts";
+import { checkOutputFile } from "./output-path.ts";
 import { Progress } from "./progress.ts";
 
 interface ProfileMethod {
@@ -32,6 +32,99 @@ const METHODS: Record<string, () => Promise<ProfileMethod>> = {
   l2c: async () => (await import("../profiling/harmonica-cli.ts")).l2cMethod,
 };
 
+/** A `--set` key of a method: its help, and the check its value must pass before any work. */
+interface SetKey {
+  help: string;
+  kind: "number" | "int" | "string";
+  min?: number;
+  max?: number;
+  choices?: readonly string[];
+}
+
+/** Each method's `--set` keys (listed in --help; any other key is refused). A method missing here takes any key. */
+export const SET_KEYS: Record<string, Record<string, SetKey>> = {
+  teacache: {},
+  ertacache: {
+    lambda: { kind: "number", min: 0, help: "reuse-error threshold λ (default 0.1)" },
+    computed: { kind: "int", min: 1, help: "instead of λ: the number of steps to compute" },
+    granularity: { kind: "string", choices: ["channel", "tensor"], help: "rectification per channel or per tensor" },
+  },
+  profilingdit: {
+    mask: { kind: "string", choices: ["intensity", "pca-otsu"], help: "foreground mask source (default intensity)" },
+    cached: { kind: "int", min: 0, help: "number of blocks to cache (default round(0.6·L))" },
+    s0: { kind: "int", min: 0, help: "warm-up steps before caching (default round(0.12·S))" },
+  },
+  bac: {
+    M: { kind: "int", min: 1, help: "update steps per unit, step 0 included (default round(S/3))" },
+    n: { kind: "int", min: 0, help: "units promoted by the Bubbling Union (default 3)" },
+  },
+  harmonica: routerKeys(),
+  l2c: routerKeys(),
+};
+
+function routerKeys(): Record<string, SetKey> {
+  return {
+    beta: { kind: "number", min: 0, help: "compute penalty β (default: found by bisection for rho)" },
+    rho: { kind: "number", min: 0, max: 1, help: "target computed fraction (default 0.6)" },
+    rounds: { kind: "int", min: 1, help: "λ refresh rounds (default 2)" },
+    chunk: { kind: "int", min: 1, help: "λ measured per chunk of this many steps (default ⌈S/10⌉)" },
+    warm: { kind: "string", help: "a BAC artifact whose table gives the first λ" },
+    weights: { kind: "string", choices: ["flops", "equal"], help: "unit cost weights (default flops)" },
+  };
+}
+
+function setHelp(): string {
+  return Object.entries(SET_KEYS)
+    .map(([method, keys]) => {
+      const entries = Object.entries(keys);
+      if (entries.length === 0) return `    ${method}: (no settings)`;
+      return [`    ${method}:`, ...entries.map(([k, d]) => `      ${k.padEnd(12)}${d.help}`)].join("\n");
+    })
+    .join("\n");
+}
+
+/** Parses `--set KEY=VALUE` pairs and checks each against the method's keys. */
+export function parseSettings(method: string, pairs: readonly string[]): Record<string, string> {
+  const keys = SET_KEYS[method];
+  const out: Record<string, string> = {};
+  for (const kv of pairs) {
+    const eq = kv.indexOf("=");
+    const key = eq < 0 ? kv : kv.slice(0, eq);
+    const value = eq < 0 ? undefined : kv.slice(eq + 1);
+    if (!key || value === undefined) throw new InputError("OPTION_INVALID", `--set expects KEY=VALUE (got '${kv}')`);
+    if (keys) {
+      const def = keys[key];
+      if (!def) {
+        const known = Object.keys(keys);
+        throw new InputError(
+          "OPTION_INVALID",
+          `--set ${key}: ${method} has no setting '${key}'; ${known.length ? `its settings are ${listChoices(known)}` : "it takes none"} (see ditto profile --help)`,
+          { option: "set", key },
+        );
+      }
+      checkSetting(method, key, def, value);
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+function checkSetting(method: string, key: string, def: SetKey, value: string): void {
+  const bad = (why: string): never => {
+    throw new InputError("OPTION_INVALID", `--set ${key}=${value} for ${method}: ${why}`, { option: "set", key });
+  };
+  if (def.kind === "string") {
+    if (def.choices && !def.choices.includes(value)) bad(`expected ${listChoices(def.choices)}`);
+    if (value === "") bad("expected a value");
+    return;
+  }
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n)) bad("expected a number");
+  if (def.kind === "int" && !Number.isInteger(n)) bad("expected an integer");
+  if (def.min !== undefined && n < def.min) bad(`must be ≥ ${def.min}`);
+  if (def.max !== undefined && n > def.max) bad(`must be ≤ ${def.max}`);
+}
+
 const HELP = `Usage: ditto profile --method METHOD [options]
 
 Runs calibration generations (uncached unless the method says otherwise) and writes the artifact a cache policy
@@ -43,7 +136,8 @@ loads, e.g. --cache teacache:calibration=FILE.json.
   --seeds N          number of calibration items (seed, class) (default: the method's)
   --out FILE.json    the artifact (default ditto-<method>.json)
   --plot FILE.png    a picture of what was profiled
-  --set KEY=VALUE    method-specific settings (repeatable), e.g. --set lambda=0.1
+  --set KEY=VALUE    method-specific settings (repeatable), e.g. --set lambda=0.1; each method's keys:
+${setHelp()}
 ${MODEL_HELP}
 `;
 
@@ -73,13 +167,17 @@ export async function run(argv: string[]): Promise<void> {
       `--method must be ${listChoices(Object.keys(METHODS))} (got ${JSON.stringify(name ?? null)})`,
     );
   }
+  // Everything is checked before the model loads: settings, numbers and both output paths.
+  const extra = parseSettings(name, values.set ?? []);
+  if (extra.warm !== undefined) readArtifact(extra.warm, "bac"); // the warm start must be a valid BAC artifact
+  const calibration = {
+    steps: parseNumber("steps", values.steps, true, { min: 1, max: 10_000 }),
+    cfg: parseNumber("cfg", values.cfg, false, { min: 0 }),
+    items: parseNumber("seeds", values.seeds, true, { min: 1 }),
+  };
+  const out = checkOutputFile("out", values.out ?? `ditto-${name}.json`, `ditto-${name}.json`);
+  const plot = values.plot === undefined ? undefined : checkOutputFile("plot", values.plot, `${name}.png`);
   const method = await load();
-  const extra: Record<string, string | undefined> = {};
-  for (const kv of values.set ?? []) {
-    const [key, value] = kv.split("=");
-    if (!key || value === undefined) throw new InputError("OPTION_INVALID", `--set expects KEY=VALUE (got '${kv}')`);
-    extra[key] = value;
-  }
   const pipeline = await loadPipeline(values.model, { session: sessionOptions(values) });
   const started = performance.now();
   let bar: Progress | undefined;
@@ -87,9 +185,7 @@ export async function run(argv: string[]): Promise<void> {
   const artifact = await method.run(
     pipeline,
     {
-      steps: parseNumber("steps", values.steps, true),
-      cfg: parseNumber("cfg", values.cfg),
-      items: parseNumber("seeds", values.seeds, true),
+      ...calibration,
       onProgress: (done, total) => {
         if (done === 1 || !bar) {
           pass++;
@@ -101,9 +197,11 @@ export async function run(argv: string[]): Promise<void> {
     extra,
   );
   const seconds = (performance.now() - started) / 1000;
-  const out = resolve(values.out ?? `ditto-${name}.json`);
-  writeArtifact(out, { ...artifact, profileSeconds: Math.round(seconds * 10) / 10 } as ArtifactHeader);
-  if (values.plot && method.plot) writeFileSync(resolve(values.plot), await method.plot(artifact));
+  const set = Object.keys(extra).length ? { set: extra } : {};
+  writeArtifact(out, { ...artifact, ...set, profileSeconds: Math.round(seconds * 10) / 10 } as ArtifactHeader & {
+    profileSeconds: number;
+  });
+  if (plot && method.plot) writeFileSync(plot, await method.plot(artifact));
   process.stdout.write(`wrote ${out} in ${seconds.toFixed(1)} s: ${method.summarize(artifact)}\n`);
   await pipeline.release();
 }

@@ -2,6 +2,7 @@
  * `ditto init-manifest`: a manifest guessed from the graph alone (input names, dtypes, shapes, the class
  * embedding's size). Everything the graph cannot tell is listed under `needsReview` for a person to confirm.
  */
+import { GraphError } from "../errors.ts";
 import type { GraphIndex } from "../onnx/graph.ts";
 import { ELEMENT_TYPES, toNumber } from "../onnx/proto.ts";
 import type { ModelManifest } from "./manifest.ts";
@@ -17,13 +18,25 @@ export function inferManifest(g: GraphIndex, onnxPath: string): ModelManifest {
   const isFloat = (i: GraphInput) => i.dtype.startsWith("float");
   const review: string[] = [];
   const sample = inputs.filter(isFloat).find((i) => i.dims.length === 4) ?? inputs.find(isFloat);
-  if (!sample) throw new Error("no floating-point graph input to use as the noisy sample");
+  if (!sample) {
+    throw new GraphError(
+      "STRUCTURE_NOT_FOUND",
+      `${onnxPath} has no floating-point graph input to use as the noisy sample; is it a diffusion transformer?`,
+      { path: onnxPath },
+    );
+  }
   const rest = inputs.filter((i) => i !== sample);
   const timestep =
     rest.find((i) => /^(t|time|times|timestep|timesteps|sigma|sigmas)$/i.test(i.name)) ??
     rest.find((i) => isFloat(i) && i.dims.length <= 1) ??
     rest[0];
-  if (!timestep) throw new Error("no graph input left to use as the timestep");
+  if (!timestep) {
+    throw new GraphError(
+      "STRUCTURE_NOT_FOUND",
+      `${onnxPath} has no graph input left to use as the timestep (inputs: ${inputs.map((i) => i.name).join(", ")}); a DiT takes the noisy sample and a timestep`,
+      { path: onnxPath },
+    );
+  }
   const condInput = rest.find((i) => i !== timestep && !isFloat(i));
   const [, c, h, w] = sample.dims;
   const image = {

@@ -5,6 +5,8 @@
  */
 import { ModelError } from "../errors.ts";
 import { platform, shippedModelDir } from "../platform.ts";
+import { manifestSchema } from "../schema/manifest.ts";
+import { parseWithSchema } from "../schema/parse.ts";
 
 export type ObjectiveKind = "flow-velocity" | "epsilon";
 
@@ -117,50 +119,12 @@ export async function loadManifest(path: string = DEFAULT_MODEL_DIR): Promise<Re
   return { ...manifest, dir, onnxPath };
 }
 
+/** Checks a parsed manifest against its schema (src/schema/manifest.ts); `source` names the file in errors. */
 export function validateManifest(raw: unknown, source: string): ModelManifest {
-  const fail = (field: string, what: string): never => {
-    throw new ModelError("MANIFEST_INVALID", `${source}: ${field} ${what} (see README, "Bring your own model").`, {
-      path: source,
-      field,
-    });
-  };
-  if (typeof raw !== "object" || raw === null) return fail("the manifest", "must be a JSON object");
-  const m = raw as ModelManifest;
-  if (typeof m.onnx !== "string") fail("onnx", "must name the .onnx file, relative to the manifest");
-  if (!m.objective || !["flow-velocity", "epsilon"].includes(m.objective.kind)) {
-    fail("objective.kind", `must be "flow-velocity" or "epsilon" (got ${JSON.stringify(m.objective?.kind)})`);
-  }
-  if (m.objective.kind === "epsilon") {
-    const s = m.objective.schedule;
-    if (!s || !["linear", "scaled-linear"].includes(s.betaSchedule) || !(s.trainSteps > 0)) {
-      fail(
-        "objective.schedule",
-        'must give { betaSchedule: "linear"|"scaled-linear", betaStart, betaEnd, trainSteps } for an epsilon model',
-      );
-    }
-  }
-  for (const role of ["sample", "timestep"] as const) {
-    if (typeof m.inputs?.[role]?.name !== "string") fail(`inputs.${role}.name`, "must name the graph input");
-  }
-  const cond = m.inputs.condition;
-  if (cond) {
-    if (cond.kind !== "class")
-      fail("inputs.condition.kind", 'must be "class" (the only condition kind supported today)');
-    if (!Number.isInteger(cond.numClasses) || cond.numClasses < 1)
-      fail("inputs.condition.numClasses", "must be a positive integer");
-    if (cond.nullClass !== undefined && !Number.isInteger(cond.nullClass))
-      fail("inputs.condition.nullClass", "must be an integer");
-  }
-  if (typeof m.output?.name !== "string") fail("output.name", "must name the graph output");
-  const img = m.image;
-  if (!img || ![img.channels, img.height, img.width].every((n) => Number.isInteger(n) && n > 0)) {
-    fail("image", "must give positive integers channels, height and width");
-  }
-  if (!Array.isArray(img.range) || img.range.length !== 2 || !(img.range[0] < img.range[1])) {
-    fail("image.range", "must be [low, high], the sample's value range (e.g. [-1, 1])");
-  }
-  if (m.structure && !(Array.isArray(m.structure.blockBoundaries) && m.structure.blockBoundaries.length >= 2)) {
-    fail("structure.blockBoundaries", "must list h_0 … h_L, the tensors between blocks (at least two names)");
-  }
-  return { ...m, name: m.name ?? "model" };
+  return parseWithSchema(manifestSchema, raw, {
+    source,
+    code: "MANIFEST_INVALID",
+    error: ModelError,
+    fix: 'See README, "Bring your own ONNX DiT", for each field; `ditto init-manifest MODEL.onnx` writes a starting point.',
+  }) as ModelManifest;
 }

@@ -3,9 +3,13 @@
  * method's payload. Loading refuses an artifact made for another model, step count, sampler, CFG scale or mode, or
  * token count, naming both values and the command that recalibrates. Never a silent fallback.
  */
+
+import { z } from "zod";
 import type { RunContext } from "../cache/policy.ts";
 import { ArtifactError } from "../errors.ts";
 import { platform } from "../platform.ts";
+import { ARTIFACT_SCHEMAS, artifactHeaderSchema } from "../schema/artifact.ts";
+import { parseWithSchema, readJsonFileSync } from "../schema/parse.ts";
 
 export interface ArtifactHeader {
   format: string;
@@ -14,6 +18,8 @@ export interface ArtifactHeader {
   shape: { batch: number; tokens: number; hidden: number };
   calibration: { seeds: number[]; conditions: number[] };
   createdBy: string;
+  /** The `--set` values of \`ditto profile\` that made it (repeated in the recalibration hint). */
+  set?: Record<string, string>;
 }
 
 export function makeHeader(
@@ -37,32 +43,35 @@ export function writeArtifact(path: string, artifact: ArtifactHeader & object): 
   platform().writeTextSync(path, `${JSON.stringify(artifact, null, 1)}\n`);
 }
 
-/** Reads an artifact and checks its format; `method` names the policy (e.g. "ertacache"). */
+/**
+ * Reads an artifact and checks it whole against its method's schema (src/schema/artifact.ts): format, header,
+ * every field's type and range, and lengths that must match the step and block counts. `method` names the policy
+ * (e.g. "ertacache").
+ */
 export function readArtifact<T extends ArtifactHeader>(path: string, method: string): T {
-  let text: string;
-  try {
-    text = platform().readTextSync(path);
-  } catch {
+  const fix = `Make a new one with \`ditto profile --method ${profileMethod(method)} --out ${path}\`.`;
+  const raw = readJsonFileSync(z.unknown(), path, { code: "ARTIFACT_INVALID", error: ArtifactError, fix });
+  return parseArtifact<T>(raw, method, path);
+}
+
+/** Checks an artifact already in memory (e.g. fetched by a browser page); `source` names it in errors. */
+export function parseArtifact<T extends ArtifactHeader>(raw: unknown, method: string, source: string): T {
+  const fix = `Make a new one with \`ditto profile --method ${profileMethod(method)} --out ${source}\`.`;
+  const format = (raw as { format?: unknown } | null)?.format;
+  if (format !== `ditto.${method}.v1`) {
     throw new ArtifactError(
       "ARTIFACT_INVALID",
-      `${method} artifact not found: ${path}. Make one with \`ditto profile --method ${method} --out ${path}\`.`,
-      { path },
+      `${source} is not a ${method} artifact (format ${JSON.stringify(format)}, expected "ditto.${method}.v1"). ${fix}`,
+      { path: source },
     );
   }
-  let artifact: T;
-  try {
-    artifact = JSON.parse(text) as T;
-  } catch (err) {
-    throw new ArtifactError("ARTIFACT_INVALID", `${path} is not valid JSON: ${(err as Error).message}`, { path });
-  }
-  if (artifact?.format !== `ditto.${method}.v1`) {
-    throw new ArtifactError(
-      "ARTIFACT_INVALID",
-      `${path} is not a ${method} artifact (format ${JSON.stringify(artifact?.format)}, expected "ditto.${method}.v1")`,
-      { path },
-    );
-  }
-  return artifact;
+  const schema = ARTIFACT_SCHEMAS[method] ?? artifactHeaderSchema;
+  return parseWithSchema(schema, raw, { source, code: "ARTIFACT_INVALID", error: ArtifactError, fix }) as T;
+}
+
+/** The `ditto profile --method` that makes a `ditto.<method>.v1` artifact. */
+function profileMethod(method: string): string {
+  return method === "router" ? "harmonica (or l2c)" : method;
 }
 
 /** Refuses an artifact whose header does not match this run. */
@@ -91,9 +100,16 @@ export function checkArtifact(header: ArtifactHeader, ctx: RunContext, method: s
       throw new ArtifactError(
         "ARTIFACT_MISMATCH",
         `${path} was made for ${key} ${short(made[key])}, but this run has ${short(run[key])}. Recalibrate: ` +
-          `\`ditto profile --method ${method} --steps ${ctx.sampler.steps} --cfg ${ctx.cfgScale} --out ${path}\``,
+          `\`ditto profile --method ${/--method (\S+)/.exec(header.createdBy)?.[1] ?? method} --steps ${ctx.sampler.steps} --cfg ${ctx.cfgScale}${setFlags(header)} --out ${path}\``,
         { path, field: key, artifact: made[key], run: run[key] },
       );
     }
   }
+}
+
+/** ` --set k=v` for each setting the artifact was made with. */
+function setFlags(header: ArtifactHeader): string {
+  return Object.entries(header.set ?? {})
+    .map(([k, v]) => ` --set ${k}=${v}`)
+    .join("");
 }

@@ -41,7 +41,7 @@ export interface ErtaCacheOptions {
 }
 
 export const ERTACACHE_OPTIONS: readonly OptionSchema[] = [
-  { name: "artifact", type: "string", help: "artifact from ditto profile --method ertacache (required)" },
+  { name: "artifact", type: "string", required: true, help: "artifact from ditto profile --method ertacache" },
   { name: "policy", type: "bool", default: true, help: "offline reuse set (false: uniform, same count)" },
   { name: "adjust", type: "bool", default: true, help: "timestep adjustment φ with re-budgeting" },
   { name: "rectify", type: "bool", default: true, help: "closed-form residual rectification" },

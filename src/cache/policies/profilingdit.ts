@@ -39,7 +39,7 @@ export interface ProfilingDitArtifact extends ArtifactHeader {
 }
 
 export const PROFILINGDIT_OPTIONS: readonly OptionSchema[] = [
-  { name: "artifact", type: "string", help: "artifact from ditto profile --method profilingdit (required)" },
+  { name: "artifact", type: "string", required: true, help: "artifact from ditto profile --method profilingdit" },
   {
     name: "variant",
     type: "string",

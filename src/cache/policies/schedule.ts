@@ -28,7 +28,12 @@ export interface ScheduleArtifact extends ArtifactHeader {
 }
 
 export const SCHEDULE_OPTIONS: readonly OptionSchema[] = [
-  { name: "artifact", type: "string", help: "an artifact holding a table m[s][u] (bac, harmonica, l2c) (required)" },
+  {
+    name: "artifact",
+    type: "string",
+    required: true,
+    help: "an artifact holding a table m[s][u] (bac, harmonica, l2c)",
+  },
   { name: "table", type: "string", default: "m", help: "which table of the artifact to run (m, or an ablation table)" },
 ];
 

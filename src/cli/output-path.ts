@@ -2,7 +2,7 @@
  * Output files are checked before any work starts, so a long run never ends in a write error: the path must not be
  * a directory, its folder must exist and be a folder we can write into.
  */
-import { mkdtempSync, rmdirSync, statSync } from "node:fs";
+import { mkdtempSync, rmdirSync, type Stats, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { InputError } from "../errors.ts";
 
@@ -12,13 +12,13 @@ export function checkOutputFile(flag: string, path: string, example = "out.png")
   const fail = (why: string, fix: string): never => {
     throw new InputError("OPTION_INVALID", `--${flag} ${path}: ${why}; ${fix}`, { option: flag, path: full });
   };
-  if (statSync(full, { throwIfNoEntry: false })?.isDirectory()) {
+  if (stat(full)?.isDirectory()) {
     fail("is a directory", `name a file, e.g. --${flag} ${resolve(full, example)}`);
   }
   const folder = dirname(full);
   let existing = folder;
-  while (!statSync(existing, { throwIfNoEntry: false }) && dirname(existing) !== existing) existing = dirname(existing);
-  if (!statSync(existing, { throwIfNoEntry: false })?.isDirectory()) {
+  while (!stat(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  if (!stat(existing)?.isDirectory()) {
     fail(`${existing} is a file, not a folder`, "choose a path inside a folder");
   }
   if (existing !== folder) fail(`folder ${folder} does not exist`, `create it first (mkdir -p ${folder})`);
@@ -29,4 +29,13 @@ export function checkOutputFile(flag: string, path: string, example = "out.png")
     fail(`cannot write into folder ${folder} (${(err as NodeJS.ErrnoException).code})`, "choose a writable folder");
   }
   return full;
+}
+
+/** stat, or undefined when the path does not exist or runs through a file (ENOTDIR). */
+function stat(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
 }

@@ -23,5 +23,7 @@ export { extractSubModel } from "./onnx/extract.ts";
 export { decodeOnnx, loadOnnx } from "./onnx/load.ts";
 export { type GenerateOptions, type GenerationResult, loadPipeline, Pipeline } from "./pipeline.ts";
 export { type PathKind, type Platform, platform, setPlatform } from "./platform.ts";
+export { parseArtifact, readArtifact } from "./profiling/artifact.ts";
 export type { Backend, Session, SessionOptions } from "./runtime/backend.ts";
 export { type DiT, loadDiT } from "./runtime/dit.ts";
+export { parseJsonWithSchema, parseWithSchema, type SchemaContext } from "./schema/parse.ts";

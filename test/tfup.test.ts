@@ -1,6 +1,11 @@
 /** TFUP (spec shared/specs/tfup.md, "How to test it" 1–7) and its inputs: the classifier's features by graph edit. */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { promisify } from "node:util";
+import { PNG } from "pngjs";
 import { loadClassifierFeatures, loadTestPool } from "../src/adapt/classifier-files.ts";
 import { evaluateTfup } from "../src/adapt/evaluate.ts";
 import { FeatureModel } from "../src/adapt/feature-model.ts";
@@ -18,7 +23,7 @@ import { Classifier } from "../src/metrics/classifier.ts";
 import { loadOnnx } from "../src/onnx/load.ts";
 import { nodeBackend } from "../src/runtime/node-backend.ts";
 import { gaussianNoise } from "../src/sampling/noise.ts";
-import { assertBitIdentical, assertRejectsWith, maxAbsDiff } from "./helpers.ts";
+import { assertBitIdentical, assertRejectsWith, maxAbsDiff, tempDir } from "./helpers.ts";
 
 function randomEmbeddings(classes: number, dim: number, seed: number, bias = false): ClassEmbeddings {
   return {
@@ -272,5 +277,73 @@ describe("TFUP", () => {
       "MANIFEST_INVALID",
       /not an initializer/,
     );
+  });
+});
+
+describe("ditto adapt --method tfup", () => {
+  const run = promisify(execFile);
+  const CLI = join(import.meta.dirname, "../bin/ditto.js");
+  async function ditto(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    try {
+      const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { maxBuffer: 1 << 24 });
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const e = err as { code: number; stdout: string; stderr: string };
+      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    }
+  }
+
+  it("--json prints plain and adapted accuracy per shift and the average over shifted sets", async () => {
+    const r = await ditto(["adapt", "--method", "tfup", "--shift", "clean,invert", "--json", "--quiet"]);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.method, "tfup");
+    assert.deepEqual(
+      report.sets.map((s: { shift: string }) => s.shift),
+      ["clean", "invert"],
+    );
+    assert.equal(report.params.alpha, 0.3);
+    assert.equal(report.params.beta, 1);
+    const [clean, invert] = report.sets;
+    assert.equal(clean.images, 1000);
+    assert.equal(clean.plainAccuracy, 0.947, "the classifier's own accuracy on its shipped test images");
+    assert.ok(invert.plainAccuracy < 0.5 && invert.adaptedAccuracy > invert.plainAccuracy);
+    assert.deepEqual(report.averageShifted, {
+      sets: 1,
+      plainAccuracy: invert.plainAccuracy,
+      adaptedAccuracy: invert.adaptedAccuracy,
+    });
+  });
+
+  it("takes a folder of labelled PNGs as the pool", async () => {
+    const dir = tempDir("ditto-tfup-");
+    const pool = loadTestPool();
+    for (let i = 0; i < 30; i++) {
+      const png = new PNG({ width: 28, height: 28 });
+      for (let p = 0; p < 784; p++) {
+        const v = Math.round((pool.images[i * 784 + p] + 1) * 127.5);
+        png.data.set([v, v, v, 255], 4 * p);
+      }
+      writeFileSync(join(dir, `${pool.labels[i]}-${String(i).padStart(3, "0")}.png`), PNG.sync.write(png));
+    }
+    const r = await ditto(["adapt", "--method", "tfup", "--pool", dir, "--shift", "blur", "--json", "--quiet"]);
+    assert.equal(r.code, 0, r.stderr);
+    const [set] = JSON.parse(r.stdout).sets;
+    assert.equal(set.images, 30);
+    assert.ok(set.plainAccuracy >= 0 && set.adaptedAccuracy >= 0, "labels read from the file names");
+  });
+
+  it("rejects an unknown method, an unknown shift, a generated shift with --pool, and a missing pool", async () => {
+    for (const [args, pattern] of [
+      [["--method", "tent"], /--method must be tfup/],
+      [["--shift", "fog"], /unknown shift 'fog'; choose clean, low-contrast/],
+      [["--pool", "test", "--shift", "low-cfg"], /generates its own pool/],
+      [["--pool", "/nonexistent/images"], /does not exist/],
+    ] as const) {
+      const r = await ditto(["adapt", ...args, "--quiet"]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, pattern);
+      assert.match(r.stderr, /\[OPTION_INVALID\]/);
+    }
   });
 });

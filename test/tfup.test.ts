@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
 import { PNG } from "pngjs";
+import { tfupArtifact, tfupCacheFromArtifact } from "../src/adapt/artifact.ts";
 import { loadClassifierFeatures, loadTestPool } from "../src/adapt/classifier-files.ts";
 import { evaluateTfup } from "../src/adapt/evaluate.ts";
 import { FeatureModel } from "../src/adapt/feature-model.ts";
@@ -245,6 +246,28 @@ describe("TFUP", () => {
     assert.equal(r.keys, 160);
     assert.ok(r.duplicates >= 0 && r.changed > 0);
     await featureModel.release();
+  });
+
+  it("the ditto.tfup.v1 artifact round-trips to the same predictions and refuses another classifier", () => {
+    const e = randomEmbeddings(4, 8, 40, true);
+    const pool = gaussianNoise(41, 80 * 8);
+    const live = buildTfupCache(pool, e, { head: "linear" });
+    const header = { sha256: "ab".repeat(32), layer: "features", classEmbeddings: "out.weight" };
+    const json = JSON.parse(JSON.stringify(tfupArtifact(live, header, "synthetic pool")));
+    assert.equal(json.format, "ditto.tfup.v1");
+    assert.equal(json.keys.length, 4 * json.params.K);
+    const frozen = tfupCacheFromArtifact(json, e, header);
+    const [a, b] = [predictTfup(pool, live), predictTfup(pool, frozen)];
+    assert.deepEqual([...a.predictions], [...b.predictions]);
+    assert.ok(maxAbsDiff(a.logits, b.logits) < 1e-5);
+    assert.throws(
+      () => tfupCacheFromArtifact(json, e, { ...header, sha256: "cd".repeat(32) }),
+      (err: Error & { code?: string }) => err.code === "ARTIFACT_MISMATCH" && /rebuild it/.test(err.message),
+    );
+    assert.throws(
+      () => tfupCacheFromArtifact({ ...json, values: [9] }, e, header),
+      (err: Error & { code?: string }) => err.code === "ARTIFACT_INVALID",
+    );
   });
 
   it("rejects bad inputs with clear codes", async () => {

@@ -1,11 +1,12 @@
 /**
  * Plain vs TFUP-adapted accuracy of a classifier on one image set. Transductive, as in the paper (spec pitfall 1):
- * the cache is built from the very set being evaluated, with no labels; labels are read only to score.
+ * the cache is built from the very set being evaluated, with no labels; labels are read only to score. Pass a
+ * `frozen` cache (built from a reference pool) to evaluate without building one from the set.
  */
 import { accuracy } from "../metrics/classifier.ts";
 import type { FeatureModel } from "./feature-model.ts";
 import type { ImageSet } from "./shifts.ts";
-import { buildTfupCache, predictTfup, type TfupOptions, type TfupParams } from "./tfup.ts";
+import { buildTfupCache, predictTfup, type TfupCache, type TfupOptions, type TfupParams } from "./tfup.ts";
 
 export interface AdaptEvaluation {
   images: number;
@@ -20,6 +21,8 @@ export interface AdaptEvaluation {
   keys: number;
   duplicates: number;
   params: TfupParams;
+  /** The cache used: built from this set, or the frozen one passed in. */
+  cache: TfupCache;
 }
 
 /** Classifier heads are linear: z = f·Wᵀ + b (the classifier's logits), τ_sem = 1 (spec, hyperparameter table). */
@@ -30,9 +33,10 @@ export async function evaluateTfup(
   set: ImageSet,
   labels?: ArrayLike<number>,
   options: TfupOptions = CLASSIFIER_TFUP,
+  frozen?: TfupCache,
 ): Promise<AdaptEvaluation> {
   const features = await model.extract(set.data, set.count);
-  const cache = buildTfupCache(features, model.embeddings, options);
+  const cache = frozen ?? buildTfupCache(features, model.embeddings, options);
   const p = predictTfup(features, cache);
   let changed = 0;
   for (let i = 0; i < set.count; i++) if (p.predictions[i] !== p.zeroShotPredictions[i]) changed++;
@@ -45,5 +49,6 @@ export async function evaluateTfup(
     keys: cache.values.length,
     duplicates: cache.duplicates,
     params: cache.params,
+    cache,
   };
 }

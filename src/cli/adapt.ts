@@ -1,8 +1,9 @@
 /** `ditto adapt --method tfup`: plain vs TFUP-adapted accuracy of the shipped classifier on shifted image sets. */
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { tfupArtifact, tfupCacheFromArtifact } from "../adapt/artifact.ts";
 import { loadClassifierFeatures, loadTestPool } from "../adapt/classifier-files.ts";
 import { type AdaptEvaluation, CLASSIFIER_TFUP, evaluateTfup } from "../adapt/evaluate.ts";
 import { GENERATED_SHIFTS, type GeneratedShift, generatedSet } from "../adapt/generated.ts";
@@ -40,6 +41,9 @@ only score. The defaults are the paper's (α 0.3, β 1; τ_sem 1 on the classifi
   --seed N           first seed of generated sets (default 0)
   --alpha A          cache weight (default 0.3) — do not tune it on the labels you report
   --beta B           kernel sharpness (default 1)
+  --save FILE       write the cache (ditto.tfup.v1 JSON) built from the pool (one shift only)
+  --load FILE       apply a frozen cache built earlier from a reference pool, instead of building one from each
+                     set (not transductive)
   --classifier DIR   classifier folder whose manifest names featureHead {features, classEmbeddings}
                      (default models/fashion-classifier)
   --json             print {"method", "classifier", "params", "sets": [...], "averageShifted"} on stdout
@@ -72,6 +76,8 @@ export async function run(argv: string[]): Promise<void> {
       alpha: { type: "string" },
       beta: { type: "string" },
       classifier: { type: "string" },
+      save: { type: "string" },
+      load: { type: "string" },
       json: { type: "boolean", default: false },
       markdown: { type: "boolean", default: false },
     },
@@ -100,7 +106,20 @@ export async function run(argv: string[]): Promise<void> {
     seed: parseNumber("seed", values.seed, true),
   };
 
+  if (values.save && shifts.length !== 1)
+    throw new InputError(
+      "OPTION_INVALID",
+      `--save writes one set's cache; give one --shift (got ${shifts.join(", ")})`,
+    );
   const classifier = await loadClassifierFeatures(values.classifier, undefined, sessionOptions(values));
+  const featureHeader = {
+    sha256: classifier.sha256,
+    layer: classifier.featureModel.spec.features,
+    classEmbeddings: classifier.featureModel.spec.classEmbeddings,
+  };
+  const frozen = values.load
+    ? tfupCacheFromArtifact(readJson(values.load), classifier.featureModel.embeddings, featureHeader, values.load)
+    : undefined;
   let pipeline: Pipeline | undefined;
   const dit = async () => {
     pipeline ??= await loadPipeline(values.model, { session: sessionOptions(values) });
@@ -133,8 +152,13 @@ export async function run(argv: string[]): Promise<void> {
       const shift = IMAGE_SHIFTS.find((s) => s.name === name);
       set = { ...base, images: shift ? shift.apply(base.images) : base.images };
     }
-    const r = await evaluateTfup(classifier.featureModel, set.images, set.labels, options);
+    const r = await evaluateTfup(classifier.featureModel, set.images, set.labels, options, frozen);
     results.push({ shift: name, pool: set.pool, ...r });
+    if (values.save)
+      writeFileSync(
+        values.save,
+        `${JSON.stringify(tfupArtifact(r.cache, featureHeader, `${set.pool}, shift ${name}`))}\n`,
+      );
     if (!values.quiet && !values.json) process.stderr.write(`${name}: done\n`);
   }
   await classifier.featureModel.release();
@@ -160,8 +184,9 @@ export async function run(argv: string[]): Promise<void> {
         classEmbeddings: classifier.featureModel.spec.classEmbeddings,
       },
       params,
-      transductive: true,
-      sets: results.map(({ params: _, ...r }) => r),
+      transductive: !frozen,
+      frozenCache: values.load ?? null,
+      sets: results.map(({ params: _, cache: __, ...r }) => r),
       averageShifted,
     };
     process.stdout.write(`${JSON.stringify(report)}\n`);
@@ -175,8 +200,10 @@ export async function run(argv: string[]): Promise<void> {
   const header =
     `TFUP on ${classifier.name} (features '${classifier.featureModel.spec.features}', class embeddings ` +
     `'${classifier.featureModel.spec.classEmbeddings}'): ${params.head} head, α ${params.alpha}, β ${params.beta}, ` +
-    `τ_sem ${params.tauSem}, K = clip(⌊${params.rhoCache}·N/C⌋, ${params.kMin}, ${params.kMax}); transductive ` +
-    "(each set's cache is built from that set, without labels).";
+    `τ_sem ${params.tauSem}, K = clip(⌊${params.rhoCache}·N/C⌋, ${params.kMin}, ${params.kMax}); ` +
+    (frozen
+      ? `frozen cache from ${values.load} (${frozen.poolSize} reference images), not built from the evaluated sets.`
+      : "transductive (each set's cache is built from that set, without labels).");
   if (values.markdown) {
     const lines = [
       "| shift | pool | images | plain | TFUP | Δ (points) | changed | keys (duplicates) |",
@@ -247,6 +274,20 @@ function parseShifts(text: string, poolGiven: boolean): string[] {
   }
   if (names.length === 0) throw new InputError("OPTION_INVALID", "--shift names no shift");
   return names;
+}
+
+function readJson(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    throw new InputError("OPTION_INVALID", `--load: cannot read ${path}; write one with --save FILE`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new InputError("OPTION_INVALID", `--load: ${path} is not valid JSON (${(err as Error).message})`);
+  }
 }
 
 function cacheSpec(shift: GeneratedShift): string {

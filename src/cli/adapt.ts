@@ -129,12 +129,14 @@ export async function run(argv: string[]): Promise<void> {
     const p = await dit();
     const steps = generation.steps ?? p.manifest.recommended?.steps ?? 50;
     const progress = new Progress(`generate ${label}`, Math.ceil(count / 16) * steps, !values.quiet);
-    return generatedSet(p, {
+    const scale = cfg ?? p.manifest.recommended?.cfgScale ?? 1;
+    const set = await generatedSet(p, {
       ...generation,
-      cfg: cfg ?? p.manifest.recommended?.cfgScale ?? 1,
+      cfg: scale,
       cache,
       onStep: (s) => progress.update(s.batch * s.steps + s.step + 1),
     });
+    return { ...set, pool: `Ditto, CFG ${scale}, ${cache && cache !== "none" ? cache : "uncached"}` };
   };
 
   const results: SetResult[] = [];
@@ -144,7 +146,7 @@ export async function run(argv: string[]): Promise<void> {
     let set: { images: ImageSet; labels?: Int32Array; pool: string };
     if (generated) {
       const { images, labels } = await generate(name, generated.cfg, cacheSpec(generated));
-      set = { images, labels, pool: `generated (${count}): ${generated.description}` };
+      set = { images, labels, pool: generated.label };
     } else {
       base ??= await loadPool(values.pool ?? "test", values.labels, () =>
         generate("pool", parseNumber("cfg", values.cfg), values.cache),
@@ -297,7 +299,7 @@ function cacheSpec(shift: GeneratedShift): string {
 async function loadPool(
   source: string,
   labelsPath: string | undefined,
-  generate: () => Promise<{ images: ImageSet; labels: Int32Array }>,
+  generate: () => Promise<{ images: ImageSet; labels: Int32Array; pool: string }>,
 ): Promise<{ images: ImageSet; labels?: Int32Array; pool: string }> {
   if (source === "test") {
     const t = loadTestPool();
@@ -307,10 +309,7 @@ async function loadPool(
       pool: "test images",
     };
   }
-  if (source === "generated") {
-    const g = await generate();
-    return { ...g, pool: `generated (${g.images.count})` };
-  }
+  if (source === "generated") return generate();
   const path = resolve(source);
   if (!existsSync(path))
     throw new InputError(

@@ -9,7 +9,7 @@ import { type AdaptEvaluation, CLASSIFIER_TFUP, evaluateTfup } from "../adapt/ev
 import { GENERATED_SHIFTS, type GeneratedShift, generatedSet } from "../adapt/generated.ts";
 import { IMAGE_SHIFTS, type ImageSet } from "../adapt/shifts.ts";
 import { InputError, listChoices } from "../errors.ts";
-import { readPng } from "../image/png.ts";
+import { gridPng, readPng, toUnitRange, writePng } from "../image/png.ts";
 import { readIdx } from "../metrics/classifier.ts";
 import { loadPipeline, type Pipeline } from "../pipeline.ts";
 import { parseNumber } from "./args.ts";
@@ -46,6 +46,7 @@ only score. The defaults are the paper's (α 0.3, β 1; τ_sem 1 on the classifi
                      set (not transductive)
   --classifier DIR   classifier folder whose manifest names featureHead {features, classEmbeddings}
                      (default models/fashion-classifier)
+  --preview FILE.png the first 10 images of each set, one row per set (look at what is being classified)
   --json             print {"method", "classifier", "params", "sets": [...], "averageShifted"} on stdout
   --markdown         print the table as Markdown
   --model PATH       the DiT for generated sets (default: the shipped fashion-dit)
@@ -77,6 +78,7 @@ export async function run(argv: string[]): Promise<void> {
       beta: { type: "string" },
       classifier: { type: "string" },
       save: { type: "string" },
+      preview: { type: "string" },
       load: { type: "string" },
       json: { type: "boolean", default: false },
       markdown: { type: "boolean", default: false },
@@ -140,6 +142,7 @@ export async function run(argv: string[]): Promise<void> {
   };
 
   const results: SetResult[] = [];
+  const previews: ImageSet[] = [];
   let base: { images: ImageSet; labels?: Int32Array; pool: string } | undefined;
   for (const name of shifts) {
     const generated = GENERATED_SHIFTS.find((s) => s.name === name);
@@ -154,6 +157,7 @@ export async function run(argv: string[]): Promise<void> {
       const shift = IMAGE_SHIFTS.find((s) => s.name === name);
       set = { ...base, images: shift ? shift.apply(base.images) : base.images };
     }
+    previews.push(firstImages(set.images, 10));
     const r = await evaluateTfup(classifier.featureModel, set.images, set.labels, options, frozen);
     results.push({ shift: name, pool: set.pool, ...r });
     if (values.save)
@@ -165,6 +169,7 @@ export async function run(argv: string[]): Promise<void> {
   }
   await classifier.featureModel.release();
   if (pipeline) await pipeline.release();
+  if (values.preview) writePreview(values.preview, previews);
 
   const shifted = results.filter((r) => r.shift !== "clean" && Number.isFinite(r.plainAccuracy));
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -276,6 +281,23 @@ function parseShifts(text: string, poolGiven: boolean): string[] {
   }
   if (names.length === 0) throw new InputError("OPTION_INVALID", "--shift names no shift");
   return names;
+}
+
+function firstImages(set: ImageSet, n: number): ImageSet {
+  const count = Math.min(n, set.count);
+  return { ...set, count, data: set.data.slice(0, count * set.channels * set.height * set.width) };
+}
+
+/** One row per set, 10 columns (short sets leave blank cells). */
+function writePreview(path: string, sets: ImageSet[]): void {
+  const [first] = sets;
+  const per = first.channels * first.height * first.width;
+  const data = new Float32Array(sets.length * 10 * per).fill(1);
+  sets.forEach((s, row) => {
+    data.set(s.data.slice(0, s.count * per), row * 10 * per);
+  });
+  const images = { ...first, count: sets.length * 10, data: toUnitRange(data, [-1, 1]) };
+  writePng(resolve(path), gridPng(images, 10, 2, 3));
 }
 
 function readJson(path: string): unknown {

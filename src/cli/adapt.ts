@@ -1,16 +1,15 @@
 /** `ditto adapt --method tfup`: plain vs TFUP-adapted accuracy of the shipped classifier on shifted image sets. */
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { tfupArtifact, tfupCacheFromArtifact } from "../adapt/artifact.ts";
 import { loadClassifierFeatures, loadTestPool } from "../adapt/classifier-files.ts";
 import { type AdaptEvaluation, CLASSIFIER_TFUP, evaluateTfup } from "../adapt/evaluate.ts";
 import { GENERATED_SHIFTS, type GeneratedShift, generatedSet } from "../adapt/generated.ts";
+import { firstImages, idxPool, type Pool, pngFolder, writePreview } from "../adapt/pool-files.ts";
 import { IMAGE_SHIFTS, type ImageSet } from "../adapt/shifts.ts";
 import { InputError, listChoices } from "../errors.ts";
-import { gridPng, readPng, toUnitRange, writePng } from "../image/png.ts";
-import { readIdx } from "../metrics/classifier.ts";
 import { loadPipeline, type Pipeline } from "../pipeline.ts";
 import { parseNumber } from "./args.ts";
 import { MODEL_OPTIONS, sessionOptions } from "./common.ts";
@@ -95,6 +94,11 @@ export async function run(argv: string[]): Promise<void> {
       `--method must be tfup, the only adaptation method (got '${values.method}')`,
     );
   const shifts = parseShifts(values.shift, values.pool !== undefined);
+  if ((values.cfg !== undefined || values.cache !== undefined) && values.pool !== "generated")
+    throw new InputError(
+      "OPTION_INVALID",
+      "--cfg and --cache set how --pool generated makes its images; add --pool generated",
+    );
   const count = parseNumber("count", values.count, true) as number;
   if (count < 2) throw new InputError("OPTION_INVALID", `--count must be at least 2 (got ${count})`);
   const options = {
@@ -143,10 +147,10 @@ export async function run(argv: string[]): Promise<void> {
 
   const results: SetResult[] = [];
   const previews: ImageSet[] = [];
-  let base: { images: ImageSet; labels?: Int32Array; pool: string } | undefined;
+  let base: Pool | undefined;
   for (const name of shifts) {
     const generated = GENERATED_SHIFTS.find((s) => s.name === name);
-    let set: { images: ImageSet; labels?: Int32Array; pool: string };
+    let set: Pool;
     if (generated) {
       const { images, labels } = await generate(name, generated.cfg, cacheSpec(generated));
       set = { images, labels, pool: generated.label };
@@ -283,23 +287,6 @@ function parseShifts(text: string, poolGiven: boolean): string[] {
   return names;
 }
 
-function firstImages(set: ImageSet, n: number): ImageSet {
-  const count = Math.min(n, set.count);
-  return { ...set, count, data: set.data.slice(0, count * set.channels * set.height * set.width) };
-}
-
-/** One row per set, 10 columns (short sets leave blank cells). */
-function writePreview(path: string, sets: ImageSet[]): void {
-  const [first] = sets;
-  const per = first.channels * first.height * first.width;
-  const data = new Float32Array(sets.length * 10 * per).fill(1);
-  sets.forEach((s, row) => {
-    data.set(s.data.slice(0, s.count * per), row * 10 * per);
-  });
-  const images = { ...first, count: sets.length * 10, data: toUnitRange(data, [-1, 1]) };
-  writePng(resolve(path), gridPng(images, 10, 2, 3));
-}
-
 function readJson(path: string): unknown {
   let text: string;
   try {
@@ -322,7 +309,7 @@ async function loadPool(
   source: string,
   labelsPath: string | undefined,
   generate: () => Promise<{ images: ImageSet; labels: Int32Array; pool: string }>,
-): Promise<{ images: ImageSet; labels?: Int32Array; pool: string }> {
+): Promise<Pool> {
   if (source === "test") {
     const t = loadTestPool();
     return {
@@ -339,50 +326,4 @@ async function loadPool(
       `--pool: ${path} does not exist; give test, generated, a PNG folder or an IDX file`,
     );
   return statSync(path).isDirectory() ? pngFolder(path) : idxPool(path, labelsPath);
-}
-
-/** 28×28 PNGs in name order; greyscale = mean of RGB, mapped to [-1, 1]. */
-function pngFolder(dir: string): { images: ImageSet; labels?: Int32Array; pool: string } {
-  const files = readdirSync(dir)
-    .filter((f) => f.toLowerCase().endsWith(".png"))
-    .sort();
-  if (files.length < 2)
-    throw new InputError("INPUT_INVALID", `--pool ${dir} holds ${files.length} PNG files; TFUP needs at least 2`);
-  const data = new Float32Array(files.length * 784);
-  const labels: number[] = [];
-  files.forEach((file, i) => {
-    const png = readPng(join(dir, file));
-    if (png.height !== 28 || png.width !== 28)
-      throw new InputError("INPUT_INVALID", `${file} is ${png.width}×${png.height}; the classifier takes 28×28 images`);
-    for (let p = 0; p < 784; p++)
-      data[i * 784 + p] = ((png.data[p] + png.data[784 + p] + png.data[1568 + p]) / 3) * 2 - 1;
-    const m = /^(\d+)[-_. ]/.exec(file);
-    labels.push(m ? Number(m[1]) : -1);
-  });
-  const labelled = labels.every((l) => l >= 0);
-  return {
-    images: { data, count: files.length, channels: 1, height: 28, width: 28 },
-    labels: labelled ? Int32Array.from(labels) : undefined,
-    pool: `${dir} (${files.length} PNGs${labelled ? "" : ", unlabelled"})`,
-  };
-}
-
-function idxPool(path: string, labelsPath?: string): { images: ImageSet; labels?: Int32Array; pool: string } {
-  const idx = readIdx(path);
-  if (idx.dims.length !== 3 || idx.dims[1] !== 28 || idx.dims[2] !== 28)
-    throw new InputError("INPUT_INVALID", `${path} holds images of shape [${idx.dims}]; expected [N, 28, 28]`);
-  const labels = labelsPath ? Int32Array.from(readIdx(resolve(labelsPath)).data) : undefined;
-  if (labels && labels.length !== idx.dims[0])
-    throw new InputError("INPUT_INVALID", `--labels holds ${labels.length} labels for ${idx.dims[0]} images`);
-  return {
-    images: {
-      data: Float32Array.from(idx.data, (v) => v / 127.5 - 1),
-      count: idx.dims[0],
-      channels: 1,
-      height: 28,
-      width: 28,
-    },
-    labels,
-    pool: `${path} (${idx.dims[0]} images${labels ? "" : ", unlabelled"})`,
-  };
 }

@@ -3,6 +3,20 @@
  * Node. Deep imports are not part of the contract.
  */
 
+export { type TfupArtifact, tfupArtifact, tfupCacheFromArtifact } from "./adapt/artifact.ts";
+export { loadClassifierFeatures } from "./adapt/classifier-files.ts";
+export { type AdaptEvaluation, evaluateTfup } from "./adapt/evaluate.ts";
+export { type FeatureHeadSpec, FeatureModel } from "./adapt/feature-model.ts";
+export { IMAGE_SHIFTS, type ImageShift } from "./adapt/shifts.ts";
+export {
+  buildTfupCache,
+  type ClassEmbeddings,
+  predictTfup,
+  TFUP_DEFAULTS,
+  type TfupCache,
+  type TfupOptions,
+  type TfupPrediction,
+} from "./adapt/tfup.ts";
 export { DEFAULT_SETTINGS as BENCH_DEFAULTS, runBench } from "./bench/harness.ts";
 export { CacheEngine, type EngineObserver, type RunReport, type StepTrace } from "./cache/engine.ts";
 export { ertacache } from "./cache/policies/ertacache.ts";

@@ -24,6 +24,7 @@ describe("ditto bench --quick", () => {
         "ssim",
         "fd",
         "accuracy",
+        "tfupAccuracy",
         "cacheBytes",
       ]) {
         assert.ok(key in row, `row has ${key}`);
@@ -35,10 +36,14 @@ describe("ditto bench --quick", () => {
     assert.equal(uncached.idealSpeedup, 1);
     assert.ok(Number.isFinite(fora.psnr) && fora.psnr > 5);
     assert.ok(fora.idealSpeedup > 1.5);
+    // TFUP-adapted accuracy is always shown beside the plain accuracy (generated samples, labels = their classes).
+    for (const row of parsed.rows)
+      assert.ok(row.tfupAccuracy >= 0 && row.tfupAccuracy <= 1, `tfupAccuracy ${row.tfupAccuracy}`);
     assert.equal(parsed.settings.steps, QUICK_SETTINGS.steps);
     const md = benchMarkdown(result, "ditto bench --quick");
     assert.match(md, /\| `none` \| [\d.]+× \| 1\.00× \|/);
     assert.match(md, /\| ∞ \| 1\.0000 \|/);
+    assert.match(md, /\| accuracy \| TFUP accuracy \|/);
     const png = await benchPlot(result);
     assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47], "a PNG");
     await pipeline.release();

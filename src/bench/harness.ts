@@ -5,6 +5,8 @@
  * Fréchet distance of the classifier's features to the test-set statistics, classifier accuracy, the mean feature
  * distance to the uncached samples, and peak cache memory.
  */
+import { loadClassifierFeatures } from "../adapt/classifier-files.ts";
+import { evaluateTfup } from "../adapt/evaluate.ts";
 import type { CachePolicy } from "../cache/policy.ts";
 import { parseCacheSpec } from "../cache/registry.ts";
 import { toUnitRange } from "../image/png.ts";
@@ -39,6 +41,8 @@ export interface BenchRow {
   ssim: number;
   fd: number;
   accuracy: number;
+  /** TFUP-adapted accuracy beside the plain one: cache built from this row's own samples, no labels (spec tfup.md). */
+  tfupAccuracy: number;
   cacheBytes: number;
   /** Mean distance of the classifier's features to the uncached twin's (not LPIPS). */
   featureDistance: number;
@@ -75,6 +79,7 @@ export async function runBench(
 ): Promise<BenchResult> {
   const policies: CachePolicy[] = specs.map((s) => parseCacheSpec(s));
   const classifier = await Classifier.load();
+  const tfup = await loadClassifierFeatures();
   const m = pipeline.manifest;
   const numClasses = m.inputs.condition?.numClasses ?? 1;
   const seeds = Array.from({ length: settings.samples }, (_, i) => i);
@@ -136,6 +141,10 @@ export async function runBench(
     uncachedWall = uncachedWall.concat(pairs.map((p) => p.a));
     const speedup = median(pairs.map((p) => p.a / p.b));
     const img = images(result, m.image.range);
+    const [count, channels, height, width] = result.dims;
+    const adapted = classes
+      ? await evaluateTfup(tfup.featureModel, { data: result.samples, count, channels, height, width }, classes)
+      : undefined;
     rows.push({
       policy: policy.name,
       label: specs[index].trim(),
@@ -147,12 +156,14 @@ export async function runBench(
       ssim: round(ssim(img, referenceImages), 4),
       fd: round(frechetDistance(featureStats(out.features, out.featureDim), testStats), 3),
       accuracy: round(classes ? accuracy(out.predictions, classes) : Number.NaN, 4),
+      tfupAccuracy: round(adapted?.adaptedAccuracy ?? Number.NaN, 4),
       cacheBytes,
       featureDistance: round(meanFeatureDistance(out.features, referenceOut.features, out.featureDim), 4),
       efficiency: round(speedup / ideal, 3),
     });
   }
   await classifier.release();
+  await tfup.featureModel.release();
   tick("done");
   return {
     rows,

@@ -5,7 +5,7 @@ import type { BenchResult } from "./harness.ts";
 
 /**
  * `{"rows": [{"policy", "spec", "wallMs", "speedup", "idealSpeedup", "psnr", "ssim", "fd", "accuracy",
- * "cacheBytes", …}], "settings": {…}}`. An infinite PSNR (identical images) is written as 1e999, a valid JSON
+ * "tfupAccuracy", "cacheBytes", …}], "settings": {…}}`. An infinite PSNR (identical images) is written as 1e999, a valid JSON
  * number that JavaScript's and Python's JSON parsers read back as Infinity.
  */
 export function benchJson(result: BenchResult): string {
@@ -27,12 +27,12 @@ export function benchMarkdown(result: BenchResult, command: string): string {
       `(seeds 0–${s.samples - 1}, classes cycling); timing: median of ${s.repeats} interleaved runs of ${s.timingSamples} ` +
       `samples, uncached ${fmt(s.uncachedWallMs / 1000, 2)} s. Command: \`${command}\``,
     "",
-    "| policy | speedup (measured) | ideal | measured ÷ ideal | PSNR (dB) | SSIM | FD | accuracy | feature dist. | cache MiB |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| policy | speedup (measured) | ideal | measured ÷ ideal | PSNR (dB) | SSIM | FD | accuracy | TFUP accuracy | feature dist. | cache MiB |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...result.rows.map(
       (r) =>
         `| \`${r.label}\` | ${fmt(r.speedup, 2)}× | ${fmt(r.idealSpeedup, 2)}× | ${fmt(r.efficiency, 2)} | ${fmt(r.psnr, 2)} | ` +
-        `${fmt(r.ssim, 4)} | ${fmt(r.fd, 2)} | ${fmt(r.accuracy * 100, 1)} % | ${fmt(r.featureDistance, 3)} | ${fmt(r.cacheBytes / 2 ** 20, 1)} |`,
+        `${fmt(r.ssim, 4)} | ${fmt(r.fd, 2)} | ${fmt(r.accuracy * 100, 1)} % | ${fmt(r.tfupAccuracy * 100, 1)} % | ${fmt(r.featureDistance, 3)} | ${fmt(r.cacheBytes / 2 ** 20, 1)} |`,
     ),
   ];
   return `${lines.join("\n")}\n`;

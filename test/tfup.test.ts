@@ -191,7 +191,7 @@ describe("TFUP", () => {
   });
 
   it("7. shipped classifier: features by graph edit are bit-identical run to run and to the full model's output", async () => {
-    const pool = loadTestPool();
+    const pool = await loadTestPool();
     const first = await loadClassifierFeatures();
     const second = await loadClassifierFeatures();
     const a = await first.featureModel.extract(pool.images, pool.count);
@@ -214,7 +214,7 @@ describe("TFUP", () => {
     const spec = { features: "/fc/fc.1/Gemm_output_0", classEmbeddings: "out.weight" };
     const pre = await FeatureModel.create(proto, spec, nodeBackend);
     const post = await FeatureModel.create(proto, { ...spec, features: "features" }, nodeBackend);
-    const pool = loadTestPool();
+    const pool = await loadTestPool();
     const x = pool.images.subarray(0, 20 * 784);
     const [h, f] = [await pre.extract(x, 20), await post.extract(x, 20)];
     assert.ok(
@@ -233,7 +233,7 @@ describe("TFUP", () => {
 
   it("helps on a shifted set of the shipped test images (low contrast) and reports duplicates", async () => {
     const { featureModel } = await loadClassifierFeatures();
-    const pool = loadTestPool();
+    const pool = await loadTestPool();
     const set = findImageShift("low-contrast").apply({
       data: pool.images,
       count: pool.count,
@@ -340,7 +340,7 @@ describe("ditto adapt --method tfup", () => {
 
   it("takes a folder of labelled PNGs as the pool", async () => {
     const dir = tempDir("ditto-tfup-");
-    const pool = loadTestPool();
+    const pool = await loadTestPool();
     for (let i = 0; i < 30; i++) {
       const png = new PNG({ width: 28, height: 28 });
       for (let p = 0; p < 784; p++) {

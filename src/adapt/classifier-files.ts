@@ -72,19 +72,19 @@ export async function loadClassifierFeatures(
 }
 
 /** The classifier's shipped labelled test images, scaled to [-1, 1], [N, 1, 28, 28]. */
-export function loadTestPool(dir = DEFAULT_CLASSIFIER_DIR): {
+export async function loadTestPool(dir = DEFAULT_CLASSIFIER_DIR): Promise<{
   images: Float32Array;
   labels: Int32Array;
   count: number;
-} {
+}> {
   const subset = readManifest(dir).testSubset;
   if (!subset)
     throw new ModelError(
       "MANIFEST_INVALID",
       `${dir}/manifest.json has no "testSubset"; pass --pool with your own images`,
     );
-  const images = readIdx(join(dir, subset.images));
-  const labels = readIdx(join(dir, subset.labels));
+  const images = await readIdx(join(dir, subset.images));
+  const labels = await readIdx(join(dir, subset.labels));
   return {
     images: Float32Array.from(images.data, (v) => v / 127.5 - 1),
     labels: Int32Array.from(labels.data),

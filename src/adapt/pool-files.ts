@@ -5,8 +5,9 @@
 import { readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { InputError } from "../errors.ts";
-import { gridPng, readPng, toUnitRange, writePng } from "../image/png.ts";
+import { gridPng, toUnitRange } from "../image/png.ts";
 import { readIdx } from "../metrics/classifier.ts";
+import { readPng, writePng } from "../node/png-file.ts";
 import type { ImageSet } from "./shifts.ts";
 
 export interface Pool {
@@ -60,11 +61,11 @@ export function pngFolder(dir: string): Pool {
   };
 }
 
-export function idxPool(path: string, labelsPath?: string): Pool {
-  const idx = readIdx(path);
+export async function idxPool(path: string, labelsPath?: string): Promise<Pool> {
+  const idx = await readIdx(path);
   if (idx.dims.length !== 3 || idx.dims[1] !== 28 || idx.dims[2] !== 28)
     throw new InputError("INPUT_INVALID", `${path} holds images of shape [${idx.dims}]; expected [N, 28, 28]`);
-  const labels = labelsPath ? Int32Array.from(readIdx(resolve(labelsPath)).data) : undefined;
+  const labels = labelsPath ? Int32Array.from((await readIdx(resolve(labelsPath))).data) : undefined;
   if (labels && labels.length !== idx.dims[0])
     throw new InputError("INPUT_INVALID", `--labels holds ${labels.length} labels for ${idx.dims[0]} images`);
   return {

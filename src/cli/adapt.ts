@@ -311,7 +311,7 @@ async function loadPool(
   generate: () => Promise<{ images: ImageSet; labels: Int32Array; pool: string }>,
 ): Promise<Pool> {
   if (source === "test") {
-    const t = loadTestPool();
+    const t = await loadTestPool();
     return {
       images: { data: t.images, count: t.count, channels: 1, height: 28, width: 28 },
       labels: t.labels,

@@ -284,6 +284,9 @@ describe("TFUP", () => {
       "OPTION_INVALID",
       /kMax/,
     );
+    const noHead = tempDir("ditto-tfup-manifest-");
+    writeFileSync(join(noHead, "manifest.json"), JSON.stringify({ name: "mine", onnx: "classifier.onnx" }));
+    await assertRejectsWith(() => loadClassifierFeatures(noHead), "MANIFEST_INVALID", /"featureHead"/);
     const { proto } = await loadOnnx("models/fashion-classifier/classifier.onnx");
     await assertRejectsWith(
       () => FeatureModel.create(proto, { features: "penultimate", classEmbeddings: "out.weight" }, nodeBackend),

@@ -30,9 +30,9 @@ only score. The defaults are the paper's (α 0.3, β 1; τ_sem 1 on the classifi
                      PATH: a folder of 28×28 PNGs (label = leading class number of the file name, e.g. 3-0042.png)
                      or an IDX image file (labels: --labels FILE.idx)
   --labels FILE      IDX labels for an IDX pool
-  --shift LIST       ${SHIFT_NAMES.join(", ")}; a list, or all (default clean).
-                     ${GENERATED_SHIFTS.map((s) => `${s.name}: ${s.description}`).join("; ")} —
-                     these two make their own pool (with the default --pool only)
+  --shift LIST       a list, or all (default clean). Image shifts of the pool: ${IMAGE_SHIFTS.map((s) => s.name).join(", ")}.
+                     Generated sets, which make their own pool (default --pool only):
+${GENERATED_SHIFTS.map((s) => `                       ${s.name}: ${s.description}`).join("\n")}
   --count N          images per generated set (default 100, classes cycling)
   --cfg W            guidance for --pool generated (default: the DiT manifest's)
   --cache SPEC       cache policy for --pool generated (default none)
@@ -40,8 +40,8 @@ only score. The defaults are the paper's (α 0.3, β 1; τ_sem 1 on the classifi
   --seed N           first seed of generated sets (default 0)
   --alpha A          cache weight (default 0.3) — do not tune it on the labels you report
   --beta B           kernel sharpness (default 1)
-  --save FILE       write the cache (ditto.tfup.v1 JSON) built from the pool (one shift only)
-  --load FILE       apply a frozen cache built earlier from a reference pool, instead of building one from each
+  --save FILE        write the cache (ditto.tfup.v1 JSON) built from the pool (one shift only)
+  --load FILE        apply a frozen cache built earlier from a reference pool, instead of building one from each
                      set (not transductive)
   --classifier DIR   classifier folder whose manifest names featureHead {features, classEmbeddings}
                      (default models/fashion-classifier)

@@ -3,7 +3,7 @@
  * file was written and that no generation ran (Pipeline.prototype.generate is counted, not replaced).
  */
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { run as bench } from "../src/cli/bench.ts";

@@ -11,6 +11,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { POLICIES, parseCacheSpec, policyFromConfig } from "../src/cache/registry.ts";
 import { parseIntList, parseNumber } from "../src/cli/args.ts";
+import { parseSettings, SET_KEYS } from "../src/cli/profile.ts";
 import { DittoError } from "../src/errors.ts";
 import { validateManifest } from "../src/model/manifest.ts";
 import { parseArtifact } from "../src/profiling/artifact.ts";
@@ -18,7 +19,7 @@ import { parseWithSchema } from "../src/schema/parse.ts";
 import { sweepSchema } from "../src/schema/sweep.ts";
 
 const SEED = 13;
-const RUNS = 300;
+const RUNS = 200;
 const ROOT = join(import.meta.dirname, "..");
 const json = (path: string) => JSON.parse(readFileSync(join(ROOT, path), "utf8"));
 
@@ -42,10 +43,14 @@ function check<T>(arb: fc.Arbitrary<T>, f: (value: T) => unknown, runs = RUNS): 
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
-/** Every path to a value inside `doc` (keys and indices), the root excluded. */
+/**
+ * Paths to values inside `doc` (keys and indices), the root excluded. Of each list only the first two and the last
+ * entries are visited: mutations then spread over the document's fields instead of landing, almost always, inside
+ * its largest matrix.
+ */
 function paths(doc: Json, prefix: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {
   const entries: [string | number, Json][] = Array.isArray(doc)
-    ? doc.map((v, i) => [i, v])
+    ? [...new Set([0, 1, doc.length - 1])].filter((i) => i >= 0 && i < doc.length).map((i) => [i, doc[i]])
     : doc && typeof doc === "object"
       ? Object.entries(doc)
       : [];
@@ -77,17 +82,16 @@ const mutation: fc.Arbitrary<Mutation> = fc.record({
   length: fc.nat({ max: 60 }),
 });
 
-/** A deep copy of `doc` with one to three mutations applied at random paths. */
-function mutate(doc: Json, mutations: Mutation[]): Json {
+/** A deep copy of `doc` with one to three mutations applied at paths chosen from `all` (skipped once gone). */
+function mutate(doc: Json, all: (string | number)[][], mutations: Mutation[]): Json {
   const copy = structuredClone(doc);
   for (const m of mutations) {
-    const all = paths(copy);
-    if (all.length === 0) break;
     const path = all[m.at % all.length];
     // biome-ignore lint/suspicious/noExplicitAny: walking an arbitrary JSON document
     let parent: any = copy;
-    for (const key of path.slice(0, -1)) parent = parent[key];
+    for (const key of path.slice(0, -1)) parent = parent?.[key];
     const key = path[path.length - 1];
+    if (parent === null || typeof parent !== "object" || !(key in parent)) continue;
     if (m.kind === "drop") {
       if (Array.isArray(parent)) parent.splice(key as number, 1);
       else delete parent[key];
@@ -101,7 +105,10 @@ function mutate(doc: Json, mutations: Mutation[]): Json {
   return copy;
 }
 
-const mutated = (doc: Json) => fc.array(mutation, { minLength: 1, maxLength: 3 }).map((ms) => mutate(doc, ms));
+const mutated = (doc: Json) => {
+  const all = paths(doc);
+  return fc.array(mutation, { minLength: 1, maxLength: 3 }).map((ms) => mutate(doc, all, ms));
+};
 
 describe("fuzzing the parsers users feed (fast-check, seed 13)", () => {
   it("cache spec strings", () => {
@@ -151,6 +158,20 @@ describe("fuzzing the parsers users feed (fast-check, seed 13)", () => {
     );
   });
 
+  it("ditto profile --set KEY=VALUE pairs", () => {
+    const methods = Object.keys(SET_KEYS);
+    const keys = [...new Set(Object.values(SET_KEYS).flatMap((k) => Object.keys(k))), "bogus"];
+    const pair = fc.oneof(
+      fc
+        .tuple(fc.constantFrom(...keys), fc.oneof(fc.string({ maxLength: 6 }), fc.double().map(String)))
+        .map(([k, v]) => `${k}=${v}`),
+      fc.string({ maxLength: 12 }),
+    );
+    check(fc.tuple(fc.constantFrom(...methods), fc.array(pair, { maxLength: 4 })), ([method, pairs]) =>
+      parseSettings(method, pairs),
+    );
+  });
+
   it("manifests", () => {
     const manifest = json("models/fashion-dit/manifest.json");
     check(mutated(manifest), (m) => validateManifest(m, "manifest.json"));
@@ -166,7 +187,7 @@ describe("fuzzing the parsers users feed (fast-check, seed 13)", () => {
     ];
     for (const [path, method] of cases) {
       const doc = json(path);
-      check(mutated(doc), (a) => parseArtifact(a, method, path), 100);
+      check(mutated(doc), (a) => parseArtifact(a, method, path), 150);
     }
   });
 

@@ -45,7 +45,7 @@ describe("G-HC per-step choice", () => {
 
 describe("HarmoniCa and L2C on the shipped model", () => {
   let pipeline: Pipeline;
-  const opts = { steps: 5, cfg: 3, items: 2 };
+  const opts = { steps: 5, cfg: 3, items: 1 };
   before(async () => {
     pipeline = await loadPipeline(SHIPPED_MODEL);
   });

@@ -55,7 +55,7 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     if (err instanceof Error && "code" in err && (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
-      process.stderr.write(`ditto ${command}: ${err.message} (see ditto ${command} --help)\n`);
+      process.stderr.write(`ditto ${command}: ${err.message} (see ditto ${command} --help) [OPTION_INVALID]\n`);
       return 2;
     }
     const detail = process.env.DITTO_DEBUG ? (err as Error).stack : (err as Error).message;

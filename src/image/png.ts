@@ -41,3 +41,6 @@ export function gridPng(images: ImageBatch, columns: number, gap = 2, scale = 1)
   }
   return PNG.sync.write(png);
 }
+
+// PNG files on disk are Node-only; re-exported here so existing imports keep working.
+export { readPng, writePng } from "../node/png-file.ts";

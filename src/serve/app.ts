@@ -32,7 +32,7 @@ import {
   type RequestResult,
 } from "./jobs.ts";
 import { authenticate, type KeyTable } from "./keys.ts";
-import type { NamedPaths } from "./registry.ts";
+import { hidePaths, type NamedPaths } from "./registry.ts";
 import { type ValidatedRequest, validateRequest } from "./request.ts";
 
 export interface ApiLimits {
@@ -83,7 +83,9 @@ export function createApi(deps: ApiDeps): Hono<Env> {
   });
 
   app.onError((err, c) => {
-    if (err instanceof DittoError) return c.json(errorBody(err.code, err.message), 400);
+    if (err instanceof DittoError) {
+      return c.json(errorBody(err.code, hidePaths(err.message, deps.artifacts, modelDirs(deps.models))), 400);
+    }
     console.error(`ditto serve: ${(err as Error).stack ?? err}`);
     return c.json(errorBody("INTERNAL", "the server failed to answer; see its log"), 500);
   });
@@ -260,7 +262,8 @@ async function ownedJob(deps: ApiDeps, id: string, owner: string): Promise<Job<R
   return job && job.data.owner === owner ? job : undefined;
 }
 
-export type JobState = "waiting" | "active" | "completed" | "failed" | "cancelled";
+/** "cancelling": cancelled while a batch still runs; the worker aborts it at its next step. */
+export type JobState = "waiting" | "active" | "completed" | "failed" | "cancelling" | "cancelled";
 
 function isFinal(state: JobState): boolean {
   return state === "completed" || state === "failed" || state === "cancelled";
@@ -296,7 +299,7 @@ async function jobStatus(deps: ApiDeps, job: Job<RequestJobData>) {
   const failedChild = children.find((c) => c?.state === "failed");
   let state: JobState;
   if (parentState === "completed") state = "completed";
-  else if (cancelled) state = "cancelled";
+  else if (cancelled) state = running ? "cancelling" : "cancelled";
   else if (parentState === "failed") state = "failed";
   else if (parentState === "waiting-children" && !running && done === 0) state = "waiting";
   else state = "active";
@@ -331,4 +334,8 @@ function errorBody(code: string, message: string) {
 
 function jobNotFound(id: string) {
   return errorBody("JOB_NOT_FOUND", `no job ${id} for this key (jobs are kept for a day after they finish)`);
+}
+
+function modelDirs(models: ReadonlyMap<string, ResolvedManifest>): NamedPaths {
+  return new Map([...models].map(([name, m]) => [name, m.dir]));
 }

@@ -9,7 +9,10 @@ import { InputError } from "../errors.ts";
 export function redisConnection(url: string): Redis {
   if (!/^rediss?:\/\//.test(url))
     throw new InputError("OPTION_INVALID", `--redis expects a URL like redis://host:6379 (got '${url}')`);
-  return new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false });
+  const redis = new Redis(url, { maxRetriesPerRequest: null });
+  // BullMQ's queues and workers report connection errors on their own "error" events.
+  redis.on("error", () => {});
+  return redis;
 }
 
 /** Problems with the Redis set-up, as sentences (empty when all is well or CONFIG is not allowed). */

@@ -4,6 +4,7 @@
  * system. Cache specs keep the artifact's name in the queue, and each process swaps in its own path, so workers on
  * other machines may keep their files elsewhere.
  */
+import { resolve } from "node:path";
 import { InputError, listChoices } from "../errors.ts";
 import { DEFAULT_MODEL_DIR } from "../model/manifest.ts";
 
@@ -27,7 +28,7 @@ export function parseNamedPaths(flag: string, entries: readonly string[], defaul
       );
     }
     if (out.has(name)) throw new InputError("OPTION_INVALID", `--${flag} ${name} is given twice`);
-    out.set(name, entry.slice(i + 1));
+    out.set(name, resolve(entry.slice(i + 1)));
   }
   return out;
 }
@@ -75,5 +76,12 @@ export function resolveConfigArtifacts(
   for (const key of Object.keys(out)) {
     if (FILE_OPTIONS.has(key) && out[key] !== undefined) out[key] = artifactPath(artifacts, key, out[key]);
   }
+  return out;
+}
+
+/** Error messages name registered files by their registered names: clients never learn server paths. */
+export function hidePaths(message: string, ...registries: NamedPaths[]): string {
+  let out = message;
+  for (const registry of registries) for (const [name, path] of registry) out = out.split(path).join(`<${name}>`);
   return out;
 }

@@ -2,6 +2,7 @@
  * `ditto serve`: the HTTP API on Node (@hono/node-server) over BullMQ queues in Redis. It reads the registered
  * models' manifests (to validate requests) but never loads a model: workers do the generating.
  */
+import type { EventEmitter } from "node:events";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { FlowProducer, Queue, QueueEvents } from "bullmq";
@@ -40,8 +41,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const connection = { connection: redis, prefix };
   const batchQueue = new Queue<BatchJobData>(BATCH_QUEUE, connection);
   const requestQueue = new Queue<RequestJobData>(REQUEST_QUEUE, connection);
-  const requestEvents = new QueueEvents(REQUEST_QUEUE, { connection: redisConnection(options.redis), prefix });
+  const eventsRedis = redisConnection(options.redis);
+  const requestEvents = new QueueEvents(REQUEST_QUEUE, { connection: eventsRedis, prefix });
   const flows = new FlowProducer(connection);
+  // Every long-polling client listens on these until its job ends.
+  requestQueue.setMaxListeners(0);
+  requestEvents.setMaxListeners(0);
+  let lastError = "";
+  for (const emitter of [batchQueue, requestQueue, requestEvents, flows] as unknown as EventEmitter[]) {
+    emitter.on("error", (err: Error) => {
+      // Redis outages repeat the same error on every retry: say it once.
+      if (err.message !== lastError) process.stderr.write(`ditto serve: redis: ${err.message}\n`);
+      lastError = err.message;
+    });
+  }
   await Promise.all([batchQueue.waitUntilReady(), requestQueue.waitUntilReady(), requestEvents.waitUntilReady()]);
   const warnings = await redisWarnings(redis);
   const app = createApi({
@@ -71,6 +84,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         await new Promise<void>((done) => server.close(() => done()));
         await Promise.all([flows.close(), requestEvents.close(), batchQueue.close(), requestQueue.close()]);
         redis.disconnect();
+        eventsRedis.disconnect();
       })();
       return closing;
     },

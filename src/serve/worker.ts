@@ -25,7 +25,7 @@ import {
   type RequestResult,
   toBase64,
 } from "./jobs.ts";
-import { type NamedPaths, resolveConfigArtifacts, resolveSpecArtifacts } from "./registry.ts";
+import { hidePaths, type NamedPaths, resolveConfigArtifacts, resolveSpecArtifacts } from "./registry.ts";
 
 export interface WorkerOptions {
   redis: string;
@@ -58,7 +58,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const artifacts = options.artifacts ?? new Map();
   const pipelines = new Map<string, Pipeline>();
   for (const [name, path] of options.models) {
-    pipelines.set(name, await loadPipeline(path, { session: { intraOpThreads: options.threads } }));
+    const pipeline = await loadPipeline(path, { session: { intraOpThreads: options.threads } });
+    // One step of one sample builds the model's sessions now: built inside the first job, they can hold the event
+    // loop long enough for that job's lock to lapse and another worker to run it again.
+    await pipeline.generate({ count: 1, steps: 1 });
+    pipelines.set(name, pipeline);
   }
   const lockDuration = options.lockMs ?? 30_000;
   const redis = redisConnection(options.redis);
@@ -130,8 +134,13 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         log({ event: "returned", job: job.id, request: d.requestId });
         throw new DelayedError();
       }
-      if (signal?.aborted) throw cancelled();
-      if (err instanceof DittoError) throw new UnrecoverableError(failureReason(err.code, err.message));
+      if (signal?.aborted) {
+        log({ event: "aborted", job: job.id, request: d.requestId });
+        throw cancelled();
+      }
+      if (err instanceof DittoError) {
+        throw new UnrecoverableError(failureReason(err.code, hidePaths(err.message, artifacts, options.models)));
+      }
       log({ event: "error", job: job.id, message: (err as Error).message });
       throw err;
     } finally {

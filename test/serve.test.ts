@@ -327,6 +327,7 @@ describe("ditto serve + ditto worker on a real Redis", { timeout: 240_000 }, () 
       for (let i = 0; i < 50 && status.state === undefined; i++) {
         const res = await fetch(`${queued.url}/v1/jobs/${first.id}`, {
           headers: { authorization: "Bearer ditto_other" },
+          signal: AbortSignal.timeout(10_000),
         });
         if (res.status === 200) status = await res.json();
         else await new Promise((r) => setTimeout(r, 100));

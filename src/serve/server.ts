@@ -13,6 +13,12 @@ import { BATCH_QUEUE, type BatchJobData, REQUEST_QUEUE, type RequestJobData } fr
 import type { KeyTable } from "./keys.ts";
 import type { NamedPaths } from "./registry.ts";
 
+const CLOSE_DRAIN_MS = 5000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((done) => setTimeout(done, ms).unref());
+}
+
 export interface ServerOptions {
   redis: string;
   prefix?: string;
@@ -81,8 +87,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     warnings,
     close() {
       closing ??= (async () => {
-        await new Promise<void>((done) => server.close(() => done()));
-        await Promise.all([flows.close(), requestEvents.close(), batchQueue.close(), requestQueue.close()]);
+        const closed = new Promise<void>((done) => server.close(() => done()));
+        // Long-polls and keep-alive sockets end within the drain time; a queue stuck reconnecting does not hold
+        // shutdown hostage.
+        await Promise.race([closed, sleep(CLOSE_DRAIN_MS)]);
+        (server as import("node:http").Server).closeAllConnections();
+        await Promise.race([
+          Promise.all([flows.close(), requestEvents.close(), batchQueue.close(), requestQueue.close()]),
+          sleep(CLOSE_DRAIN_MS),
+        ]);
         redis.disconnect();
         eventsRedis.disconnect();
       })();

@@ -5,17 +5,18 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Queue, QueueEvents } from "bullmq";
 import { gridPng, toUnitRange } from "../src/image/png.ts";
 import { loadPipeline, type Pipeline } from "../src/pipeline.ts";
 import { BATCH_QUEUE, REQUEST_QUEUE } from "../src/serve/jobs.ts";
-import { hashKey, newApiKey } from "../src/serve/keys.ts";
+import { addKey, authenticate, hashKey, newApiKey, readKeyFile } from "../src/serve/keys.ts";
 import { type LocalRedis, startLocalRedis } from "../src/serve/local-redis.ts";
 import { modelPaths } from "../src/serve/registry.ts";
 import { type RunningServer, startServer } from "../src/serve/server.ts";
-import { assertBitIdentical } from "./helpers.ts";
+import { assertBitIdentical, assertRejectsWith, tempDir } from "./helpers.ts";
 
 const CLI = join(import.meta.dirname, "../bin/ditto.js");
 const ARTIFACT = join(import.meta.dirname, "../bench/artifacts/ertacache-c35.json");
@@ -336,5 +337,25 @@ describe("ditto serve + ditto worker on a real Redis", { timeout: 240_000 }, () 
     } finally {
       await queued.close();
     }
+  });
+});
+
+describe("API keys", () => {
+  it("are stored only as SHA-256 hashes and authenticate by name", () => {
+    const file = join(tempDir(), "keys.txt");
+    const key = addKey(file, "alice");
+    const text = readFileSync(file, "utf8");
+    assert.ok(!text.includes(key), "the key itself is not written");
+    assert.match(text, /^alice sha256:[0-9a-f]{64}\n$/);
+    const keys = readKeyFile(file);
+    assert.equal(authenticate(keys, key), "alice");
+    assert.equal(authenticate(keys, `${key}x`), undefined);
+    assert.equal(authenticate(keys, undefined), undefined);
+  });
+
+  it("reject a malformed keys file with its line number", async () => {
+    const file = join(tempDir(), "keys.txt");
+    writeFileSync(file, "# comment\nbob plaintext-key\n");
+    await assertRejectsWith(() => readKeyFile(file), "OPTION_INVALID", /keys\.txt:2: expected "NAME sha256:HEX"/);
   });
 });

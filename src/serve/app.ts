@@ -17,7 +17,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Redis } from "ioredis";
 import { RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
-import { DittoError } from "../errors.ts";
+import { DittoError, InputError } from "../errors.ts";
 import type { ResolvedManifest } from "../model/manifest.ts";
 import {
   BATCH_JOB_OPTIONS,
@@ -144,7 +144,7 @@ export function createApi(deps: ApiDeps): Hono<Env> {
     }),
     async (c) => {
       const body = await c.req.json().catch(() => {
-        throw new DittoError(
+        throw new InputError(
           "INPUT_INVALID",
           "the request body must be a JSON object (Content-Type: application/json)",
         );

@@ -3,6 +3,7 @@
  * models' manifests (to validate requests) but never loads a model: workers do the generating.
  */
 import type { EventEmitter } from "node:events";
+import type { Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { FlowProducer, Queue, QueueEvents } from "bullmq";
@@ -91,7 +92,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         // Long-polls and keep-alive sockets end within the drain time; a queue stuck reconnecting does not hold
         // shutdown hostage.
         await Promise.race([closed, sleep(CLOSE_DRAIN_MS)]);
-        (server as import("node:http").Server).closeAllConnections();
+        (server as HttpServer).closeAllConnections();
         await Promise.race([
           Promise.all([flows.close(), requestEvents.close(), batchQueue.close(), requestQueue.close()]),
           sleep(CLOSE_DRAIN_MS),

@@ -4,7 +4,7 @@
  * or evict job keys under memory pressure.
  */
 import { Redis } from "ioredis";
-import { InputError } from "../errors.ts";
+import { DittoError, InputError } from "../errors.ts";
 
 export function redisConnection(url: string): Redis {
   if (!/^rediss?:\/\//.test(url))
@@ -29,4 +29,24 @@ export async function redisWarnings(redis: Redis): Promise<string[]> {
     // Managed Redis often forbids CONFIG; nothing to check then.
   }
   return warnings;
+}
+
+/** Fails with a clear message instead of retrying forever when nothing answers at the URL. */
+export async function assertReachable(redis: Redis, url: string, timeoutMs = 10_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("timeout")), timeoutMs);
+  });
+  try {
+    await Promise.race([redis.ping(), timeout]);
+  } catch {
+    redis.disconnect();
+    throw new DittoError(
+      "RUNTIME_FAILED",
+      `no Redis answers at ${url.replace(/\/\/[^@]*@/, "//***@")} within ${timeoutMs / 1000} s: start one with ` +
+        "`redis-server --appendonly yes` or pass --redis URL",
+    );
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -9,7 +9,7 @@ import { serve } from "@hono/node-server";
 import { FlowProducer, Queue, QueueEvents } from "bullmq";
 import { loadManifest, type ResolvedManifest } from "../model/manifest.ts";
 import { type ApiLimits, createApi, DEFAULT_LIMITS } from "./app.ts";
-import { redisConnection, redisWarnings } from "./connection.ts";
+import { assertReachable, redisConnection, redisWarnings } from "./connection.ts";
 import { BATCH_QUEUE, type BatchJobData, REQUEST_QUEUE, type RequestJobData } from "./jobs.ts";
 import type { KeyTable } from "./keys.ts";
 import type { NamedPaths } from "./registry.ts";
@@ -45,6 +45,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const models = new Map<string, ResolvedManifest>();
   for (const [name, path] of options.models) models.set(name, await loadManifest(path));
   const redis = redisConnection(options.redis);
+  await assertReachable(redis, options.redis);
   const connection = { connection: redis, prefix };
   const batchQueue = new Queue<BatchJobData>(BATCH_QUEUE, connection);
   const requestQueue = new Queue<RequestJobData>(REQUEST_QUEUE, connection);

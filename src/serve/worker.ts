@@ -11,7 +11,7 @@ import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
 import { parseCacheSpec, policyFromConfig } from "../cache/registry.ts";
 import { DittoError } from "../errors.ts";
 import { loadPipeline, type Pipeline } from "../pipeline.ts";
-import { redisConnection } from "./connection.ts";
+import { assertReachable, redisConnection } from "./connection.ts";
 import { gather } from "./gather.ts";
 import {
   BATCH_QUEUE,
@@ -54,6 +54,8 @@ const CANCEL_POLL_MS = 250;
 
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const prefix = options.prefix ?? "bull";
+  const redis = redisConnection(options.redis);
+  await assertReachable(redis, options.redis);
   const log = options.log ?? (() => {});
   const artifacts = options.artifacts ?? new Map();
   const pipelines = new Map<string, Pipeline>();
@@ -65,7 +67,6 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     pipelines.set(name, pipeline);
   }
   const lockDuration = options.lockMs ?? 30_000;
-  const redis = redisConnection(options.redis);
   const active = new Map<string, string>(); // batch job id → request id
   let shuttingDown = false;
 

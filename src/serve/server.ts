@@ -90,6 +90,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     close() {
       closing ??= (async () => {
         const closed = new Promise<void>((done) => server.close(() => done()));
+        (server as HttpServer).closeIdleConnections();
         // Long-polls and keep-alive sockets end within the drain time; a queue stuck reconnecting does not hold
         // shutdown hostage.
         await Promise.race([closed, sleep(CLOSE_DRAIN_MS)]);

@@ -25,5 +25,5 @@ fi
 
 echo "system-deps: missing Debian packages: ${missing[*]}" >&2
 echo "  install them with: sudo apt-get install ${missing[*]}" >&2
-echo "  (or on other systems, your package manager's redis-server 7+)" >&2
+echo "  (on other systems, install the same programs with your package manager)" >&2
 exit 1

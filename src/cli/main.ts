@@ -23,6 +23,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
     summary: "offline calibration for a cache policy (writes a JSON artifact)",
     load: () => import("./profile.ts"),
   },
+  serve: { summary: "HTTP API for generation jobs over Redis (BullMQ)", load: () => import("./serve.ts") },
+  worker: { summary: "run generation jobs from Redis; start one or many", load: () => import("./worker.ts") },
 };
 
 const HELP = `ditto — feature caching for diffusion transformers on ONNX Runtime

@@ -136,26 +136,23 @@ function staticLinear(
   // Step s_t = half-width of step t's range around c over 127 (a grid of 256 levels centred on code 128).
   const steps = ranges.map(([a, b]) => Math.max(Math.max(b - center, center - a) / INT8_MAX, 1e-12));
   const bcast = [steps.length, ...Array(rank - 1).fill(1)];
+  // x_q = Round(x·(1/s_t) + (128 − c/s_t)): one multiply and one add per element; both per-step factors are
+  // [B, 1, …, 1] tensors looked up from the timestep (so they are computed with the modulation, once per step).
   added.push(
     tensor(`${p}step_table`, FLOAT, bcast, Float32Array.from(steps)),
     tensor(`${p}inv_step_table`, FLOAT, bcast, Float32Array.from(steps, (s) => 1 / s)),
-    tensor(`${p}center`, FLOAT, [], Float32Array.of(center)),
-    tensor(`${p}code_zero`, FLOAT, [], Float32Array.of(128)),
+    tensor(`${p}offset_table`, FLOAT, bcast, Float32Array.from(steps, (s) => 128 - center / s)),
     tensor(`${p}code_min`, FLOAT, [], Float32Array.of(0)),
     tensor(`${p}code_max`, FLOAT, [], Float32Array.of(255)),
     tensor(`${p}x_zero`, UINT8, [], Uint8Array.of(128)),
   );
-  // Per-sample step [B, 1, …, 1], looked up from the timestep (so it is computed with the modulation, per step).
-  prelude.push(
-    node("Gather", [`${p}step_table`, stepIndex], [`${p}step`], `${p}GatherStep`, { axis: 0 }),
-    node("Gather", [`${p}inv_step_table`, stepIndex], [`${p}inv_step`], `${p}GatherInvStep`, { axis: 0 }),
-  );
+  for (const table of ["step", "inv_step", "offset"])
+    prelude.push(node("Gather", [`${p}${table}_table`, stepIndex], [`${p}${table}`], `${p}Gather_${table}`, { axis: 0 }));
   nodes.push(
-    node("Sub", [linear.input, `${p}center`], [`${p}x_c`], `${p}Center`),
-    node("Mul", [`${p}x_c`, `${p}inv_step`], [`${p}x_s`], `${p}Scale`),
-    node("Round", [`${p}x_s`], [`${p}x_r`], `${p}Round`),
-    node("Add", [`${p}x_r`, `${p}code_zero`], [`${p}x_o`], `${p}Offset`),
-    node("Clip", [`${p}x_o`, `${p}code_min`, `${p}code_max`], [`${p}x_k`], `${p}Clip`),
+    node("Mul", [linear.input, `${p}inv_step`], [`${p}x_s`], `${p}Scale`),
+    node("Add", [`${p}x_s`, `${p}offset`], [`${p}x_o`], `${p}Offset`),
+    node("Round", [`${p}x_o`], [`${p}x_r`], `${p}Round`),
+    node("Clip", [`${p}x_r`, `${p}code_min`, `${p}code_max`], [`${p}x_k`], `${p}Clip`),
     node("Cast", [`${p}x_k`], [`${p}x_q`], `${p}CastU8`, { to: UINT8 }),
     node("MatMulInteger", [`${p}x_q`, `${p}W_q`, `${p}x_zero`], [`${p}acc`], `${p}MatMulInteger`),
     node("Cast", [`${p}acc`], [`${p}acc_f`], `${p}Cast`, { to: FLOAT }),

@@ -49,7 +49,10 @@ export async function run(argv: string[]): Promise<void> {
   if (!values.out) throw new InputError("OPTION_INVALID", "--out DIR is required: the folder to write the model to");
   const scheme = values.scheme as ActivationScheme;
   if (scheme !== "static" && (values.steps || values.cfg || values.seeds))
-    throw new InputError("OPTION_INVALID", "--steps, --cfg and --seeds calibrate the static scheme: add --scheme static");
+    throw new InputError(
+      "OPTION_INVALID",
+      "--steps, --cfg and --seeds calibrate the static scheme: add --scheme static",
+    );
   const started = performance.now();
   const pipeline = await loadPipeline(values.model, { session: sessionOptions(values) });
   let bar: Progress | undefined;

@@ -19,7 +19,6 @@ import { graphOf, type ModelProto, type NodeProto, onnx, type TensorProto } from
 import { initializerFloats, type Linear } from "./linears.ts";
 import { INT8_MAX, type QuantizedMatrix, quantizeMatrix } from "./range-search.ts";
 
-
 const FLOAT = 1;
 const UINT8 = 2;
 const INT8 = 3;
@@ -107,7 +106,12 @@ function kn(q: Int8Array, linear: Linear): Int8Array {
 
 function dynamicLinear(nodes: NodeProto[], p: string, linear: Linear, out: string): void {
   nodes.push(
-    node("DynamicQuantizeLinear", [linear.input], [`${p}x_q`, `${p}x_scale`, `${p}x_zero`], `${p}DynamicQuantizeLinear`),
+    node(
+      "DynamicQuantizeLinear",
+      [linear.input],
+      [`${p}x_q`, `${p}x_scale`, `${p}x_zero`],
+      `${p}DynamicQuantizeLinear`,
+    ),
     node("MatMulInteger", [`${p}x_q`, `${p}W_q`, `${p}x_zero`], [`${p}acc`], `${p}MatMulInteger`),
     node("Cast", [`${p}acc`], [`${p}acc_f`], `${p}Cast`, { to: FLOAT }),
     node("Mul", [`${p}x_scale`, `${p}W_scale`], [`${p}scale`], `${p}ScaleProduct`),
@@ -140,14 +144,26 @@ function staticLinear(
   // [B, 1, …, 1] tensors looked up from the timestep (so they are computed with the modulation, once per step).
   added.push(
     tensor(`${p}step_table`, FLOAT, bcast, Float32Array.from(steps)),
-    tensor(`${p}inv_step_table`, FLOAT, bcast, Float32Array.from(steps, (s) => 1 / s)),
-    tensor(`${p}offset_table`, FLOAT, bcast, Float32Array.from(steps, (s) => 128 - center / s)),
+    tensor(
+      `${p}inv_step_table`,
+      FLOAT,
+      bcast,
+      Float32Array.from(steps, (s) => 1 / s),
+    ),
+    tensor(
+      `${p}offset_table`,
+      FLOAT,
+      bcast,
+      Float32Array.from(steps, (s) => 128 - center / s),
+    ),
     tensor(`${p}code_min`, FLOAT, [], Float32Array.of(0)),
     tensor(`${p}code_max`, FLOAT, [], Float32Array.of(255)),
     tensor(`${p}x_zero`, UINT8, [], Uint8Array.of(128)),
   );
   for (const table of ["step", "inv_step", "offset"])
-    prelude.push(node("Gather", [`${p}${table}_table`, stepIndex], [`${p}${table}`], `${p}Gather_${table}`, { axis: 0 }));
+    prelude.push(
+      node("Gather", [`${p}${table}_table`, stepIndex], [`${p}${table}`], `${p}Gather_${table}`, { axis: 0 }),
+    );
   nodes.push(
     node("Mul", [linear.input, `${p}inv_step`], [`${p}x_s`], `${p}Scale`),
     node("Add", [`${p}x_s`, `${p}offset`], [`${p}x_o`], `${p}Offset`),

@@ -89,7 +89,9 @@ export async function quantizeModel(pipeline: Pipeline, options: QuantizeOptions
   const bytes = onnx.ModelProto.encode(proto).finish();
   const chosen = new Set(linears.map((l) => l.node));
   const keptFloat = model.graph.nodes
-    .filter((n, i) => ["MatMul", "Gemm"].includes(n.opType) && !chosen.has(i) && model.graph.initializers.has(n.input[1]))
+    .filter(
+      (n, i) => ["MatMul", "Gemm"].includes(n.opType) && !chosen.has(i) && model.graph.initializers.has(n.input[1]),
+    )
     .map((n) => n.name ?? "");
   const steps = fsc?.grid.steps ?? float.recommended?.steps ?? 50;
   const grid = fsc?.grid ?? createSampler(float, { steps }).describe;
@@ -119,7 +121,9 @@ export async function quantizeModel(pipeline: Pipeline, options: QuantizeOptions
     fsc: fsc && {
       steps: fsc.grid.steps,
       ranges: fsc.scales.ranges,
-      centers: Object.fromEntries(quantized.filter((q) => q.center !== undefined).map((q) => [q.linear.name, q.center as number])),
+      centers: Object.fromEntries(
+        quantized.filter((q) => q.center !== undefined).map((q) => [q.linear.name, q.center as number]),
+      ),
     },
     keptFloat,
     modulationCached: true,

@@ -62,7 +62,7 @@ export function namePattern(pattern: string): RegExp {
 function describeLinear(g: GraphIndex, i: number, path: LinearPath): Linear | undefined {
   const node = g.nodes[i];
   const weight = g.initializers.get(node.input[1] ?? "");
-  if (!weight || weight.dataType !== 1 || weight.dims.length !== 2) return undefined;
+  if (weight?.dataType !== 1 || weight.dims.length !== 2) return undefined;
   const [rows, cols] = weight.dims.map((d) => toNumber(d));
   const base = { node: i, name: node.name ?? `node${i}`, path, input: node.input[0], output: node.output[0] };
   if (node.opType === "MatMul") {

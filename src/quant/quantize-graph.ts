@@ -87,8 +87,7 @@ export function quantizeGraph(
     replacement.set(linear.node, nodes);
     quantized.push({ linear, weights, center });
   }
-  const nodes: NodeProto[] = [...prelude];
-  (graph.node as NodeProto[]).forEach((n, i) => nodes.push(...(replacement.get(i) ?? [n])));
+  const nodes: NodeProto[] = [...prelude, ...(graph.node as NodeProto[]).flatMap((n, i) => replacement.get(i) ?? [n])];
   graph.node = nodes;
   const read = new Set(nodes.flatMap((n) => n.input));
   graph.initializer = [...(graph.initializer as TensorProto[]).filter((t) => read.has(t.name ?? "")), ...added];

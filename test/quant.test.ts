@@ -159,7 +159,7 @@ describe("ditto quantize on a tiny DiT-Llama graph", () => {
     const q = await loadPipeline(dir);
     const block = await q.model.range(0, 1);
     assert.ok(
-      block.plan.inputs.some((t) => t.includes("/DittoQuant/inv_step")),
+      block.plan.inputs.some((t) => t.includes("/DittoQuant/step_scale")),
       `block 0 reads its per-step scale as an input (${block.plan.inputs.join(", ")})`,
     );
     const ok = await q.generate({ classes: [3], steps: 20 });

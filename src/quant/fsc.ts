@@ -67,7 +67,6 @@ export async function calibrateStepRanges(
     scales: {
       grid: fedTimes(pipeline.manifest, sampler.times.subarray(0, sampler.steps)),
       ranges: Object.fromEntries(linears.map((l) => [l.name, ranges.get(l.input) as [number, number][]])),
-      ranks: Object.fromEntries(linears.map((l) => [l.name, pipeline.model.probeDims(l.input)?.length ?? 3])),
     },
     grid: sampler.describe,
     seeds: set.seeds,

@@ -4,12 +4,11 @@
  *
  * - dynamic (option A): DynamicQuantizeLinear(x) → MatMulInteger(x_u8, W_q, z_x) → Cast → × (s_x·s_w[n]), the
  *   pattern ONNX Runtime's own dynamic quantizer emits and its CPU optimizer fuses (DynamicQuantizeMatMul).
- * - static (option B, FSC): x_u8 = Cast(Clip(Round((x − c)·(1/s_t)) + 128, 0, 255)), MatMulInteger(x_u8, W_q, 128)
- *   → Cast → × s_w[n] × s_t (+ c·Σ_k Ŵ[k, n]). The per-step step sizes s_t reach the block sessions as inputs: a
- *   lookup from the timestep input computes them, so they sit in the timestep/condition-only part of the graph, which
- *   the engine runs once for all steps (its conditioning table — TFMQ's cached temporal features) and feeds to every
- *   block session. The centre c is one constant per linear, so its correction folds into a per-channel constant
- *   instead of a per-step tensor ([Ditto choice]: a per-step zero point would need a per-step [N] correction).
+ * - static (option B, FSC): QuantizeLinear(x, s_t, z_t) → MatMulInteger(x_u8, W_q, z_t) → Cast → × (s_t·s_w[n]),
+ *   with s_t, z_t the calibrated scale and zero point of step t. They reach the block sessions as inputs: a lookup
+ *   from the timestep input computes them, so they sit in the timestep/condition-only part of the graph, which the
+ *   engine runs once for all steps (its conditioning table — TFMQ's cached temporal features) and feeds to every
+ *   block session.
  *
  * The graph keeps every other node, name and tensor, so structure discovery, the cuts and every policy see the
  * same model.
@@ -17,7 +16,7 @@
 import { QUANT_SCOPE } from "../model/discover.ts";
 import { graphOf, type ModelProto, type NodeProto, onnx, type TensorProto } from "../onnx/proto.ts";
 import { initializerFloats, type Linear } from "./linears.ts";
-import { INT8_MAX, type QuantizedMatrix, quantizeMatrix } from "./range-search.ts";
+import { type QuantizedMatrix, quantizeMatrix } from "./range-search.ts";
 
 const FLOAT = 1;
 const UINT8 = 2;
@@ -29,8 +28,6 @@ export interface StaticScales {
   grid: number[];
   /** Per linear (by node name): the input range [min, max] at each step of the grid. */
   ranges: Record<string, [number, number][]>;
-  /** Rank of each linear's input (by node name), so the per-sample step broadcasts as [B, 1, …, 1]. */
-  ranks: Record<string, number>;
 }
 
 export interface QuantizeGraphOptions {
@@ -43,8 +40,6 @@ export interface QuantizeGraphOptions {
 export interface QuantizedLinear {
   linear: Linear;
   weights: QuantizedMatrix;
-  /** Static scheme: the constant centre c of the activation grid. */
-  center?: number;
 }
 
 /** Quantizes the weights and rewrites a copy of `model`; the input model is left untouched. */
@@ -76,16 +71,14 @@ export function quantizeGraph(
     const nodes: NodeProto[] = [];
     const matmulOut = linear.bias ? `${p}Y` : linear.output;
     const useStatic = options.scheme === "static" && linear.path === "token" && stepIndex !== undefined;
-    let center: number | undefined;
     if (useStatic) {
-      const scales = options.scales as StaticScales;
-      center = staticLinear(nodes, added, prelude, p, linear, weights, scales, stepIndex as string, matmulOut);
+      staticLinear(nodes, added, prelude, p, linear, options.scales as StaticScales, stepIndex as string, matmulOut);
     } else {
       dynamicLinear(nodes, p, linear, matmulOut);
     }
     if (linear.bias) nodes.push(node("Add", [matmulOut, linear.bias], [linear.output], `${p}AddBias`));
     replacement.set(linear.node, nodes);
-    quantized.push({ linear, weights, center });
+    quantized.push({ linear, weights });
   }
   const nodes: NodeProto[] = [...prelude, ...(graph.node as NodeProto[]).flatMap((n, i) => replacement.get(i) ?? [n])];
   graph.node = nodes;
@@ -118,77 +111,61 @@ function dynamicLinear(nodes: NodeProto[], p: string, linear: Linear, out: strin
   );
 }
 
-/** The static pattern; returns the centre c it used. */
+/**
+ * The static pattern. The per-step scale and zero point arrive per sample ([B], looked up from the timestep with
+ * the modulation, so the engine's conditioning table caches them per step); one network call is one step, so the
+ * block reads row 0 as a scalar — through an index computed from the activation's own shape, which keeps that read
+ * in the block session — and quantizes with plain QuantizeLinear (one pass, no range reduction).
+ */
 function staticLinear(
   nodes: NodeProto[],
   added: TensorProto[],
   prelude: NodeProto[],
   p: string,
   linear: Linear,
-  weights: QuantizedMatrix,
   scales: StaticScales,
   stepIndex: string,
   out: string,
-): number {
+): void {
   const ranges = scales.ranges[linear.name];
-  const rank = scales.ranks[linear.name];
-  if (!ranges || !rank) throw new Error(`no calibrated range for ${linear.name}`);
-  const lo = Math.min(...ranges.map((r) => r[0]));
-  const hi = Math.max(...ranges.map((r) => r[1]));
-  const center = Math.fround((lo + hi) / 2);
-  // Step s_t = half-width of step t's range around c over 127 (a grid of 256 levels centred on code 128).
-  const steps = ranges.map(([a, b]) => Math.max(Math.max(b - center, center - a) / INT8_MAX, 1e-12));
-  const bcast = [steps.length, ...Array(rank - 1).fill(1)];
-  // x_q = Round(x·(1/s_t) + (128 − c/s_t)): one multiply and one add per element; both per-step factors are
-  // [B, 1, …, 1] tensors looked up from the timestep (so they are computed with the modulation, once per step).
+  if (!ranges) throw new Error(`no calibrated range for ${linear.name}`);
+  // Asymmetric uint8 over [min_t, max_t] ∪ {0}, so that zero is exact (TFMQ's FSC quantizer, step 3).
+  const params = ranges.map(([lo, hi]) => {
+    const [a, b] = [Math.min(lo, 0), Math.max(hi, 0)];
+    const scale = Math.max((b - a) / 255, 1e-12);
+    return { scale, zero: Math.min(255, Math.max(0, Math.round(-a / scale))) };
+  });
   added.push(
-    tensor(`${p}step_table`, FLOAT, bcast, Float32Array.from(steps)),
     tensor(
-      `${p}inv_step_table`,
+      `${p}step_scale_table`,
       FLOAT,
-      bcast,
-      Float32Array.from(steps, (s) => 1 / s),
+      [params.length],
+      Float32Array.from(params, (q) => q.scale),
     ),
     tensor(
-      `${p}offset_table`,
-      FLOAT,
-      bcast,
-      Float32Array.from(steps, (s) => 128 - center / s),
+      `${p}step_zero_table`,
+      UINT8,
+      [params.length],
+      Uint8Array.from(params, (q) => q.zero),
     ),
-    tensor(`${p}code_min`, FLOAT, [], Float32Array.of(0)),
-    tensor(`${p}code_max`, FLOAT, [], Float32Array.of(255)),
-    tensor(`${p}x_zero`, UINT8, [], Uint8Array.of(128)),
+    tensor(`${p}axis0`, INT64, [], [0]),
   );
-  for (const table of ["step", "inv_step", "offset"])
-    prelude.push(
-      node("Gather", [`${p}${table}_table`, stepIndex], [`${p}${table}`], `${p}Gather_${table}`, { axis: 0 }),
-    );
+  prelude.push(
+    node("Gather", [`${p}step_scale_table`, stepIndex], [`${p}step_scale`], `${p}GatherStepScale`, { axis: 0 }),
+    node("Gather", [`${p}step_zero_table`, stepIndex], [`${p}step_zero`], `${p}GatherStepZero`, { axis: 0 }),
+  );
   nodes.push(
-    node("Mul", [linear.input, `${p}inv_step`], [`${p}x_s`], `${p}Scale`),
-    node("Add", [`${p}x_s`, `${p}offset`], [`${p}x_o`], `${p}Offset`),
-    node("Round", [`${p}x_o`], [`${p}x_r`], `${p}Round`),
-    node("Clip", [`${p}x_r`, `${p}code_min`, `${p}code_max`], [`${p}x_k`], `${p}Clip`),
-    node("Cast", [`${p}x_k`], [`${p}x_q`], `${p}CastU8`, { to: UINT8 }),
+    node("Shape", [linear.input], [`${p}x_shape`], `${p}Shape`),
+    node("Gather", [`${p}x_shape`, `${p}axis0`], [`${p}batch`], `${p}Batch`, { axis: 0 }),
+    node("Sub", [`${p}batch`, `${p}batch`], [`${p}row0`], `${p}Row0`),
+    node("Gather", [`${p}step_scale`, `${p}row0`], [`${p}x_scale`], `${p}StepScale`, { axis: 0 }),
+    node("Gather", [`${p}step_zero`, `${p}row0`], [`${p}x_zero`], `${p}StepZero`, { axis: 0 }),
+    node("QuantizeLinear", [linear.input, `${p}x_scale`, `${p}x_zero`], [`${p}x_q`], `${p}QuantizeLinear`),
     node("MatMulInteger", [`${p}x_q`, `${p}W_q`, `${p}x_zero`], [`${p}acc`], `${p}MatMulInteger`),
     node("Cast", [`${p}acc`], [`${p}acc_f`], `${p}Cast`, { to: FLOAT }),
-    node("Mul", [`${p}acc_f`, `${p}W_scale`], [`${p}y_w`], `${p}WeightScale`),
+    node("Mul", [`${p}x_scale`, `${p}W_scale`], [`${p}scale`], `${p}ScaleProduct`),
+    node("Mul", [`${p}acc_f`, `${p}scale`], [out], `${p}Rescale`),
   );
-  if (center === 0) {
-    nodes.push(node("Mul", [`${p}y_w`, `${p}step`], [out], `${p}StepScale`));
-    return center;
-  }
-  // x ≈ s_t·(x_q − 128) + c, so x·Ŵ = s_t·s_w·((x_q − 128)·W_q) + c·Σ_k Ŵ[k, n].
-  const correction = new Float32Array(linear.channels);
-  const q = kn(weights.q, linear);
-  for (let k = 0; k < linear.inner; k++)
-    for (let n = 0; n < linear.channels; n++) correction[n] += q[k * linear.channels + n];
-  for (let n = 0; n < linear.channels; n++) correction[n] *= weights.scales[n] * center;
-  added.push(tensor(`${p}center_correction`, FLOAT, [linear.channels], correction));
-  nodes.push(
-    node("Mul", [`${p}y_w`, `${p}step`], [`${p}y_s`], `${p}StepScale`),
-    node("Add", [`${p}y_s`, `${p}center_correction`], [out], `${p}CenterCorrection`),
-  );
-  return center;
 }
 
 /** Step index per sample: argmin_s |t − grid[s]| (timestep input [B] → [B] int64). */

@@ -48,7 +48,7 @@ export interface QuantArtifact {
     string,
     { node: string; path: "token" | "modulation"; scale: number[]; zeroPoint: number[]; meanAlpha: number }
   >;
-  fsc?: { steps: number; ranges: Record<string, [number, number][]>; centers: Record<string, number> };
+  fsc?: { steps: number; ranges: Record<string, [number, number][]> };
   /** Linears left in float (by node name), and why. */
   keptFloat: string[];
   modulationCached: true;
@@ -118,13 +118,7 @@ export async function quantizeModel(pipeline: Pipeline, options: QuantizeOptions
         },
       ]),
     ),
-    fsc: fsc && {
-      steps: fsc.grid.steps,
-      ranges: fsc.scales.ranges,
-      centers: Object.fromEntries(
-        quantized.filter((q) => q.center !== undefined).map((q) => [q.linear.name, q.center as number]),
-      ),
-    },
+    fsc: fsc && { steps: fsc.grid.steps, ranges: fsc.scales.ranges },
     keptFloat,
     modulationCached: true,
   };

@@ -4,9 +4,11 @@
  * to their step grid, and the quantized folder working as a normal model.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
+import { promisify } from "node:util";
 import * as ort from "onnxruntime-node";
 import { toUnitRange } from "../src/image/png.ts";
 import { psnr } from "../src/metrics/fidelity.ts";
@@ -173,5 +175,37 @@ describe("ditto quantize on a tiny DiT-Llama graph", () => {
     const dir = tempDir("ditto-int8-");
     writeQuantizedModel(dir, await quantizeModel(float));
     await assertRejectsWith(async () => quantizeModel(await loadPipeline(dir)), "OPTION_INVALID", /already quantized/);
+  });
+});
+
+describe("ditto quantize (command line)", () => {
+  const cli = join(import.meta.dirname, "../bin/ditto.js");
+  const ditto = async (args: string[]) => {
+    try {
+      const { stdout, stderr } = await promisify(execFile)(process.execPath, [cli, ...args]);
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      return err as { code: number; stdout: string; stderr: string };
+    }
+  };
+
+  it("writes a model folder that generate takes as --model, and says what ONNX Runtime fused", async () => {
+    const dir = tempDir("ditto-cli-int8-");
+    const q = await ditto(["quantize", "--model", llamaModel(), "--out", dir, "--quiet"]);
+    assert.equal(q.code, 0, q.stderr);
+    assert.match(q.stdout, /fused into DynamicQuantizeMatMul/);
+    const out = join(dir, "grid.png");
+    const g = await ditto(["generate", "--model", dir, "--classes", "1", "--steps", "3", "--out", out, "--quiet"]);
+    assert.equal(g.code, 0, g.stderr);
+    assert.ok(existsSync(out));
+  });
+
+  it("rejects a missing --out and calibration flags without --scheme static, with exit code 2", async () => {
+    const noOut = await ditto(["quantize", "--model", llamaModel()]);
+    assert.equal(noOut.code, 2);
+    assert.match(noOut.stderr, /--out DIR is required.*OPTION_INVALID/);
+    const steps = await ditto(["quantize", "--model", llamaModel(), "--out", tempDir(), "--steps", "20"]);
+    assert.equal(steps.code, 2);
+    assert.match(steps.stderr, /--scheme static/);
   });
 });

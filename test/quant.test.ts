@@ -14,6 +14,10 @@ import { toUnitRange } from "../src/image/png.ts";
 import { psnr } from "../src/metrics/fidelity.ts";
 import { onnx } from "../src/onnx/proto.ts";
 import { loadPipeline, type Pipeline } from "../src/pipeline.ts";
+import { writeArtifact } from "../src/profiling/artifact.ts";
+import { profileBac } from "../src/profiling/bac.ts";
+import { profileErtaCache } from "../src/profiling/ertacache.ts";
+import { profileTeaCache } from "../src/profiling/teacache.ts";
 import type { Linear } from "../src/quant/linears.ts";
 import { quantizationOnModulationPath } from "../src/quant/modulation-path.ts";
 import { quantizeModel } from "../src/quant/quantize.ts";
@@ -167,6 +171,41 @@ describe("ditto quantize on a tiny DiT-Llama graph", () => {
     const ok = await q.generate({ classes: [3], steps: 20 });
     assert.ok(ok.samples.every(Number.isFinite));
     await assertRejectsWith(() => q.generate({ classes: [3], steps: 25 }), "ARTIFACT_MISMATCH", /steps 20.*steps 25/);
+  });
+
+  it("runs every policy, the calibrated ones calibrated on the int8 model itself", async () => {
+    const dir = tempDir("ditto-int8-policies-");
+    writeQuantizedModel(dir, await quantizeModel(float));
+    const q = await loadPipeline(dir);
+    const base = { steps: 8, items: 2 };
+    const files = {
+      teacache: join(dir, "teacache.json"),
+      ertacache: join(dir, "ertacache.json"),
+      bac: join(dir, "bac.json"),
+    };
+    writeArtifact(files.teacache, await profileTeaCache(q, { ...base, items: 3 }));
+    writeArtifact(files.ertacache, (await profileErtaCache(q, { ...base, computedSteps: [5] }))[0]);
+    writeArtifact(files.bac, await profileBac(q, base));
+    for (const file of Object.values(files))
+      assert.equal(JSON.parse(readFileSync(file, "utf8")).model.sha256, q.model.onnx.sha256, file);
+    const specs = [
+      "fora:interval=2",
+      "taylorseer:interval=2,order=1",
+      "fbcache:threshold=0.1",
+      "dbcache:threshold=0.1",
+      `teacache:calibration=${files.teacache},threshold=0.2`,
+      `ertacache:artifact=${files.ertacache}`,
+      `bac:artifact=${files.bac}`,
+    ];
+    for (const cache of specs) {
+      const r = await q.generate({ classes: [2, 5], steps: 8, cache });
+      assert.ok(r.samples.every(Number.isFinite), cache);
+    }
+    await assertRejectsWith(
+      () => float.generate({ classes: [2], steps: 8, cache: `bac:artifact=${files.bac}` }),
+      "ARTIFACT_MISMATCH",
+      /model sha256/,
+    );
   });
 
   it("rejects a bad scheme, a quantized input model and an --exclude that leaves nothing", async () => {

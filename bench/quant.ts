@@ -3,15 +3,22 @@
  * quantize`'s library call (bench/models/, not committed: the command reproduces them), calibrates the int8 rows'
  * TeaCache and BAC artifacts with the int8 model in the loop (bench/artifacts/int8/, with their costs), then
  * measures every row side by side in one process. Writes bench/results/quant.{json,md}.
- * Overrides: SAMPLES=N REPEATS=N TIMING_SAMPLES=N.
+ * Overrides: SAMPLES=N REPEATS=N TIMING_SAMPLES=N; PLOT_ONLY=1 redraws bench/results/quant.png from quant.json.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { jsonWithInfinity } from "../src/bench/report.ts";
 import { loadPipeline, type Pipeline } from "../src/pipeline.ts";
 import { writeArtifact } from "../src/profiling/artifact.ts";
 import { profileBac } from "../src/profiling/bac.ts";
 import { profileTeaCache } from "../src/profiling/teacache.ts";
-import { type QuantBenchSettings, quantBenchMarkdown, runQuantBench } from "../src/quant/bench.ts";
+import {
+  type QuantBenchResult,
+  type QuantBenchSettings,
+  quantBenchMarkdown,
+  quantBenchPlot,
+  runQuantBench,
+} from "../src/quant/bench.ts";
 import { type QuantizeOptions, quantizeModel } from "../src/quant/quantize.ts";
 import { writeQuantizedModel } from "../src/quant/write.ts";
 
@@ -26,6 +33,12 @@ const settings: QuantBenchSettings = {
   repeats: Number(process.env.REPEATS ?? sweep.settings.repeats),
   timingSamples: Number(process.env.TIMING_SAMPLES ?? sweep.settings.timingSamples),
 };
+if (process.env.PLOT_ONLY) {
+  // PLOT_ONLY=1 redraws bench/results/quant.png from the committed quant.json without measuring again.
+  const saved: QuantBenchResult = JSON.parse(readFileSync(join(root, "bench/results/quant.json"), "utf8"));
+  writeFileSync(join(root, "bench/results/quant.png"), await quantBenchPlot(saved));
+  process.exit(0);
+}
 const log = (s: string) => process.stderr.write(`[bench:quant ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 
 const VARIANTS: Record<string, QuantizeOptions> = {
@@ -83,12 +96,13 @@ const result = await runQuantBench(
   settings,
   log,
 );
+writeFileSync(join(root, "bench/results/quant.png"), await quantBenchPlot(result));
 const env = ["SAMPLES", "REPEATS", "TIMING_SAMPLES"]
   .filter((k) => process.env[k])
   .map((k) => `${k}=${process.env[k]} `);
 const markdown = quantBenchMarkdown(result, `${env.join("")}npm run bench:quant`);
 mkdirSync(join(root, "bench/results"), { recursive: true });
-writeFileSync(join(root, "bench/results/quant.json"), `${JSON.stringify(result, null, 1)}\n`);
+writeFileSync(join(root, "bench/results/quant.json"), `${jsonWithInfinity(result, 1)}\n`);
 writeFileSync(join(root, "bench/results/quant.md"), markdown);
 process.stdout.write(markdown);
 for (const p of pipelines.values()) await p.release();

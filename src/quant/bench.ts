@@ -5,6 +5,8 @@
  * Quality is reported against the float uncached images first and, second, against the row model's own uncached
  * images (shared/specs/tfmq.md, Pitfall 7).
  */
+import type { BenchResult } from "../bench/harness.ts";
+import { benchPlot } from "../bench/report.ts";
 import { parseCacheSpec } from "../cache/registry.ts";
 import { toUnitRange } from "../image/png.ts";
 import { accuracy, Classifier } from "../metrics/classifier.ts";
@@ -146,6 +148,30 @@ export function quantBenchMarkdown(result: QuantBenchResult, command: string): s
     ),
     "",
   ].join("\n");
+}
+
+/** The shared speed-vs-PSNR chart, one point per row, PSNR against float uncached, coloured by model. */
+export function quantBenchPlot(result: QuantBenchResult): Promise<Buffer> {
+  const rows = result.rows.map((r) => ({
+    policy: r.model,
+    label: r.cache === "none" ? r.model : `${r.model} + ${r.cache}`,
+    spec: r.cache,
+    wallMs: r.wallMs,
+    speedup: r.speedup,
+    idealSpeedup: r.idealSpeedup,
+    psnr: r.psnrVsFloat,
+    ssim: r.ssimVsFloat,
+    fd: r.fd,
+    accuracy: r.accuracy,
+    cacheBytes: 0,
+    featureDistance: 0,
+    efficiency: r.speedup / r.idealSpeedup,
+  }));
+  const s = result.settings;
+  return benchPlot({
+    rows,
+    settings: { ...s, model: "fashion-dit float vs int8", uncachedWallMs: s.floatUncachedWallMs },
+  } as BenchResult);
 }
 
 type Images = ReturnType<typeof images>;

@@ -4,7 +4,6 @@
  */
 
 export { type TfupArtifact, tfupArtifact, tfupCacheFromArtifact } from "./adapt/artifact.ts";
-export { loadClassifierFeatures } from "./adapt/classifier-files.ts";
 export { type AdaptEvaluation, evaluateTfup } from "./adapt/evaluate.ts";
 export { type FeatureHeadSpec, FeatureModel } from "./adapt/feature-model.ts";
 export { IMAGE_SHIFTS, type ImageShift } from "./adapt/shifts.ts";
@@ -33,6 +32,8 @@ export { Classifier } from "./metrics/classifier.ts";
 export { psnr, ssim } from "./metrics/fidelity.ts";
 export { featureStats, frechetDistance } from "./metrics/frechet.ts";
 export { loadManifest, type ModelManifest } from "./model/manifest.ts";
+export { writeQuantizedModel } from "./node/quant-write.ts";
+export { loadClassifierFeatures } from "./node/tfup-classifier.ts";
 export { extractSubModel } from "./onnx/extract.ts";
 export { loadOnnx } from "./onnx/load.ts";
 export { type GenerateOptions, type GenerationResult, loadPipeline, Pipeline } from "./pipeline.ts";
@@ -43,6 +44,8 @@ export { profileErtaCache } from "./profiling/ertacache.ts";
 export { profileRouter } from "./profiling/harmonica.ts";
 export { profileProfilingDit } from "./profiling/profilingdit.ts";
 export { profileTeaCache } from "./profiling/teacache.ts";
+export { quantizationOnModulationPath } from "./quant/modulation-path.ts";
+export { type QuantArtifact, type QuantizeOptions, quantizeModel } from "./quant/quantize.ts";
 export type { Backend, Session, SessionOptions } from "./runtime/backend.ts";
 export { type DiT, loadDiT } from "./runtime/dit.ts";
 export { nodeBackend } from "./runtime/node-backend.ts";

@@ -9,6 +9,7 @@ import { none } from "./cache/policies/none.ts";
 import type { CachePolicy } from "./cache/policy.ts";
 import { parseCacheSpec } from "./cache/registry.ts";
 import { InputError } from "./errors.ts";
+import { checkQuantizedGrid } from "./quant/grid.ts";
 import { type DiT, type LoadOptions, loadDiT } from "./runtime/dit.ts";
 import { checkSampleShape } from "./runtime/model-inputs.ts";
 import type { CfgMode, StepResult } from "./sampling/denoise.ts";
@@ -104,6 +105,7 @@ export class Pipeline {
       shift: options.shift,
       kind: options.sampler,
     });
+    checkQuantizedGrid(m, sampler.describe);
     const cfgScale = options.cfg ?? m.recommended?.cfgScale ?? 1;
     if (!(cfgScale >= 0)) throw new InputError("OPTION_INVALID", `--cfg must be ≥ 0 (got ${cfgScale})`);
     const batchSize = options.batch ?? 16;

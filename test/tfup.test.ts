@@ -7,7 +7,6 @@ import { describe, it } from "node:test";
 import { promisify } from "node:util";
 import { PNG } from "pngjs";
 import { tfupArtifact, tfupCacheFromArtifact } from "../src/adapt/artifact.ts";
-import { loadClassifierFeatures, loadTestPool } from "../src/adapt/classifier-files.ts";
 import { evaluateTfup } from "../src/adapt/evaluate.ts";
 import { FeatureModel } from "../src/adapt/feature-model.ts";
 import { klMatrix, logSoftmaxRows, matrix, rowMinMax } from "../src/adapt/linalg.ts";
@@ -21,6 +20,7 @@ import {
   selectKeys,
 } from "../src/adapt/tfup.ts";
 import { Classifier } from "../src/metrics/classifier.ts";
+import { loadClassifierFeatures, loadTestPool } from "../src/node/tfup-classifier.ts";
 import { loadOnnx } from "../src/onnx/load.ts";
 import { nodeBackend } from "../src/runtime/node-backend.ts";
 import { gaussianNoise } from "../src/sampling/noise.ts";

@@ -3,7 +3,7 @@
  * so that the tensor the manifest names as `features` (the penultimate layer) is its output, and the class
  * embeddings are read from the initializer it names (the last linear layer's weights), oriented and scaled the way
  * the layer that reads them uses them, with that layer's bias. Works for any classifier whose manifest names the
- * two tensors. No file-system access here (browser builds reuse it); see classifier-files.ts for loading.
+ * two tensors. No file-system access here (browser builds reuse it); see node/tfup-classifier.ts for loading.
  */
 import { Tensor } from "onnxruntime-common";
 import { InputError, ModelError } from "../errors.ts";

@@ -5,7 +5,7 @@
  * Fréchet distance of the classifier's features to the test-set statistics, classifier accuracy, the mean feature
  * distance to the uncached samples, and peak cache memory.
  */
-import { loadClassifierFeatures } from "../adapt/classifier-files.ts";
+
 import { evaluateTfup } from "../adapt/evaluate.ts";
 import type { CachePolicy } from "../cache/policy.ts";
 import { parseCacheSpec } from "../cache/registry.ts";
@@ -13,6 +13,7 @@ import { toUnitRange } from "../image/png.ts";
 import { accuracy, Classifier, meanFeatureDistance } from "../metrics/classifier.ts";
 import { psnr, ssim } from "../metrics/fidelity.ts";
 import { featureStats, frechetDistance } from "../metrics/frechet.ts";
+import { loadClassifierFeatures } from "../node/tfup-classifier.ts";
 import type { GenerationResult, Pipeline } from "../pipeline.ts";
 import type { CfgMode } from "../sampling/denoise.ts";
 

@@ -19,6 +19,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
     summary: "plain vs TFUP-adapted classifier accuracy on shifted image sets",
     load: () => import("./adapt.ts"),
   },
+  quantize: {
+    summary: "int8 copy of a model, modulation path kept float (TFMQ)",
+    load: () => import("./quantize.ts"),
+  },
   profile: {
     summary: "offline calibration for a cache policy (writes a JSON artifact)",
     load: () => import("./profile.ts"),

@@ -319,7 +319,7 @@ function describeAtom(
     if (cls(a) === "context" && cls(b) === "token") [gate, value] = [a, b];
     else if (cls(b) === "context" && cls(a) === "token") [gate, value] = [b, a];
   }
-  const matmul = nodes.find((n) => ["MatMul", "Gemm"].includes(g.nodes[n].opType));
+  const matmul = nodes.find((n) => ["MatMul", "Gemm", "MatMulInteger"].includes(g.nodes[n].opType));
   return {
     index,
     block: -1,
@@ -328,10 +328,26 @@ function describeAtom(
     streamOut: streams[index + 1],
     value,
     gate,
-    modulatedInput: matmul !== undefined ? g.nodes[matmul].input[0] : undefined,
+    modulatedInput: matmul !== undefined ? floatInput(g, matmul) : undefined,
     softmax: nodes.filter((n) => g.nodes[n].opType === "Softmax").map((n) => g.nodes[n].output[0]),
     nodes,
   };
+}
+
+/**
+ * Names of nodes that `ditto quantize` adds (src/quant): the activation quantization in front of an integer matmul,
+ * all named `<original linear>/DittoQuant/…`.
+ */
+export const QUANT_SCOPE = "/DittoQuant/";
+
+/** A matmul's float input: for a quantized linear, the tensor before its activation quantization. */
+function floatInput(g: GraphIndex, matmul: number): string {
+  let name = g.nodes[matmul].input[0];
+  for (let p = g.producer.get(name); p !== undefined && g.nodes[p].name?.includes(QUANT_SCOPE); ) {
+    name = g.nodes[p].input[0];
+    p = g.producer.get(name);
+  }
+  return name;
 }
 
 function atomKind(g: GraphIndex, nodes: number[]): AtomKind {

@@ -1,6 +1,6 @@
 /**
  * Parameter and FLOP counts per segment, from tensor shapes recorded by a probe run. Counts the matrix work
- * (MatMul, Gemm, Conv: 2 FLOPs per multiply-add); element-wise ops are left out, as is usual.
+ * (MatMul, MatMulInteger, Gemm, Conv: 2 FLOPs per multiply-add); element-wise ops are left out, as is usual.
  */
 import type { GraphIndex } from "../onnx/graph.ts";
 import { toNumber } from "../onnx/proto.ts";
@@ -18,7 +18,7 @@ export function countFlops(
     const out = dims.get(node.output[0]);
     if (!out) continue;
     const outSize = out.reduce((a, b) => a * b, 1);
-    if (node.opType === "MatMul" || node.opType === "Gemm") {
+    if (node.opType === "MatMul" || node.opType === "Gemm" || node.opType === "MatMulInteger") {
       const a = shapeOf(g, node.input[0], dims);
       if (!a) continue;
       const transA = node.opType === "Gemm" && node.attribute.some((x) => x.name === "transA" && toNumber(x.i) === 1);

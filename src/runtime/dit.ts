@@ -305,7 +305,7 @@ function probeTargets(model: DiT): string[] {
   });
   graph.nodes.forEach((node, i) => {
     if (structure.nodeClass[i] === "constant") return;
-    if (["MatMul", "Gemm", "Conv"].includes(node.opType))
+    if (["MatMul", "MatMulInteger", "Gemm", "Conv"].includes(node.opType))
       for (const t of [...node.input, node.output[0]]) if (t) names.add(t);
   });
   for (const init of graph.initializers.keys()) names.delete(init);

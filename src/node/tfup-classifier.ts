@@ -4,13 +4,13 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { type FeatureHeadSpec, FeatureModel } from "../adapt/feature-model.ts";
 import { ModelError } from "../errors.ts";
 import { readIdx } from "../metrics/classifier.ts";
 import { DEFAULT_CLASSIFIER_DIR } from "../model/manifest.ts";
 import { loadOnnx } from "../onnx/load.ts";
 import type { Backend, SessionOptions } from "../runtime/backend.ts";
 import { nodeBackend } from "../runtime/node-backend.ts";
-import { type FeatureHeadSpec, FeatureModel } from "./feature-model.ts";
 
 export interface ClassifierFiles {
   dir: string;

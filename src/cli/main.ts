@@ -19,6 +19,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
     summary: "offline calibration for a cache policy (writes a JSON artifact)",
     load: () => import("./profile.ts"),
   },
+  web: { summary: "serve the browser page: cached vs uncached, side by side", load: () => import("./web.ts") },
 };
 
 const HELP = `ditto — feature caching for diffusion transformers on ONNX Runtime

@@ -1,7 +1,7 @@
 /**
  * `npm run bench:web` (P5): the same generation timed in the page (onnxruntime-web, WASM, threads on) and in Node
  * (onnxruntime-node, CPU EP, the same thread count), interleaved repeats, medians. Prints browser ÷ Node per cache
- * setting; last line JSON. Env: THREADS (default 2), REPEATS (5), IMAGES (4), STEPS (10), CACHE ("none,fora:interval=2").
+ * setting; last line JSON. Env: THREADS (default 2), REPEATS (5), PROXY (1: ONNX Runtime in a worker), IMAGES (4), STEPS (10), CACHE ("none,fora:interval=2").
  * Wall times exclude model loading and session creation on both sides (Pipeline.generate's wallMs).
  */
 import { median } from "../src/bench/harness.ts";
@@ -15,10 +15,14 @@ const steps = Number(process.env.STEPS ?? 10);
 const caches = (process.env.CACHE ?? "none,fora:interval=2").split(",").map((s) => s.replace(/;/g, ","));
 
 await buildPage();
-const session = await openPage(`?threads=${threads}`);
+const proxy = process.env.PROXY === "1";
+const session = await openPage(`?threads=${threads}${proxy ? "&proxy=1" : ""}`);
 const pipeline = await loadPipeline(undefined, { session: { intraOpThreads: threads, interOpThreads: 1 } });
-const pageThreads = await session.page.evaluate(() => (window as unknown as { ditto: { threads: number } }).ditto.threads);
-if (pageThreads !== threads) throw new Error(`the page runs ${pageThreads} threads, not ${threads} (cross-origin isolation?)`);
+const pageThreads = await session.page.evaluate(
+  () => (window as unknown as { ditto: { threads: number } }).ditto.threads,
+);
+if (pageThreads !== threads)
+  throw new Error(`the page runs ${pageThreads} threads, not ${threads} (cross-origin isolation?)`);
 
 const request = {
   classes: Array.from({ length: images }, (_, i) => i % 10),
@@ -27,10 +31,10 @@ const request = {
   cfg: 3,
 };
 const inBrowser = (cache: string) =>
-  session.page.evaluate(
-    (o) => (window as unknown as { ditto: { time(o: unknown): Promise<number> } }).ditto.time(o),
-    { ...request, cache },
-  );
+  session.page.evaluate((o) => (window as unknown as { ditto: { time(o: unknown): Promise<number> } }).ditto.time(o), {
+    ...request,
+    cache,
+  });
 const inNode = async (cache: string) => (await pipeline.generate({ ...request, cache, batch: images })).wallMs;
 
 const rows: Record<string, { browserMs: number; nodeMs: number; ratio: number }> = {};
@@ -52,4 +56,4 @@ for (const cache of caches) {
 }
 await session.close();
 await pipeline.release();
-console.log(JSON.stringify({ threads, images, steps, repeats, rows }));
+console.log(JSON.stringify({ threads, proxy, images, steps, repeats, rows }));

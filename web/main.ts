@@ -85,6 +85,7 @@ async function init(): Promise<void> {
     started = await startBrowser({
       device: requested,
       threads: threadsParam ? Number(threadsParam) : undefined,
+      proxy: params.get("proxy") === "1",
       onDownload: (_url, loaded, total) => {
         const bar = $<HTMLProgressElement>("model-progress");
         bar.max = total ?? loaded;

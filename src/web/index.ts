@@ -25,6 +25,8 @@ export interface StartOptions {
   /** Default: every core when the page is cross-origin isolated, else 1. */
   threads?: number;
   ortUrl?: string;
+  /** Run ONNX Runtime in a worker thread (see OrtLoadOptions.proxy). */
+  proxy?: boolean;
   modelsUrl?: string;
   onDownload?: WebPlatformOptions["onDownload"];
 }
@@ -40,7 +42,7 @@ export async function startBrowser(
   }
   const device = options.device ?? "wasm";
   const threads = capabilities.threads ? Math.max(1, options.threads ?? capabilities.cores) : 1;
-  const ort = await loadOrtWeb({ device, threads, baseUrl: options.ortUrl });
+  const ort = await loadOrtWeb({ device, threads, baseUrl: options.ortUrl, proxy: options.proxy });
   setPlatform(
     webPlatform({
       backend: createWebBackend(ort, { device }),

@@ -23,6 +23,8 @@ export interface OrtLoadOptions {
   threads: number;
   /** URL of the folder holding ORT_WEB_FILES (default "ort/" beside the page). */
   baseUrl?: string;
+  /** Run ONNX Runtime in a worker (keeps the page responsive; CPU tensors only, which is what the engine uses). */
+  proxy?: boolean;
 }
 
 export async function loadOrtWeb(options: OrtLoadOptions): Promise<typeof OrtWeb> {
@@ -39,5 +41,6 @@ export async function loadOrtWeb(options: OrtLoadOptions): Promise<typeof OrtWeb
   }
   ort.env.wasm.wasmPaths = base;
   ort.env.wasm.numThreads = options.threads;
+  ort.env.wasm.proxy = options.proxy ?? false;
   return ort;
 }

@@ -4,7 +4,8 @@
  * output for the same seeds. Saves a screenshot to test-output/web/ (or $DITTO_TEST_OUTPUT/web/).
  */
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { loadPipeline, type Pipeline } from "../src/index.ts";
@@ -116,5 +117,16 @@ test("the page generates uncached and fora:interval=2 in Chromium, matching onnx
       return dark;
     });
     assert.ok(inked > 100, `#${id} looks empty`);
+  }
+});
+
+test("the page says clearly when the model fails to load", { timeout: 120_000 }, async () => {
+  const broken = await openPage("", { modelsDir: mkdtempSync(join(tmpdir(), "ditto-no-models-")), allowError: true });
+  try {
+    const text = await broken.page.textContent("#messages .error");
+    assert.match(text ?? "", /The model failed to load: .*models\/fashion-dit.*\[MODEL_NOT_FOUND\]/);
+    assert.equal(await broken.page.isDisabled("#generate"), true);
+  } finally {
+    await broken.close();
   }
 });

@@ -40,8 +40,12 @@ export interface BrowserSession {
 }
 
 /** Serves the built page on a free loopback port and opens it in headless Chromium. */
-export async function openPage(query = "", extraArgs: string[] = []): Promise<BrowserSession> {
-  const { server, url } = await startWebServer({ port: 0 });
+export async function openPage(
+  query = "",
+  options: { extraArgs?: string[]; modelsDir?: string; allowError?: boolean } = {},
+): Promise<BrowserSession> {
+  const { server, url } = await startWebServer({ port: 0, modelsDir: options.modelsDir });
+  const extraArgs = options.extraArgs ?? [];
   let browser: BrowserContext;
   try {
     browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "ditto-chromium-")), {
@@ -75,7 +79,8 @@ export async function openPage(query = "", extraArgs: string[] = []): Promise<Br
     { timeout: 120_000 },
   );
   const state = await page.evaluate(() => (window as unknown as { ditto: { state: string; error?: string } }).ditto);
-  if (state.state === "error") throw new Error(`the page failed to start: ${state.error}\n${logs.join("\n")}`);
+  if (state.state === "error" && !options.allowError)
+    throw new Error(`the page failed to start: ${state.error}\n${logs.join("\n")}`);
   return {
     browser,
     page,

@@ -60,6 +60,8 @@ test("the page generates uncached and fora:interval=2 in Chromium, matching onnx
   timeout: 300_000,
 }, async () => {
   const { page } = session;
+  // Served by the same server as `ditto web`: COOP/COEP make the page cross-origin isolated, so WASM threads work.
+  assert.equal(await page.evaluate(() => crossOriginIsolated), true);
   await page.fill("#steps", String(STEPS));
   await page.fill("#per-class", "1");
   await page.fill("#seed", String(SEEDS[0]));

@@ -19,6 +19,9 @@ export interface WebBackendOptions {
 
 export function createWebBackend(ort: typeof OrtWeb, options: WebBackendOptions = {}): Backend {
   const device = options.device ?? "wasm";
+  // onnxruntime-web's WebGPU EP refuses a session while another is being created ("another WebGPU EP inference
+  // session is being created"), and the engine creates its unit sessions concurrently: create them one at a time.
+  let creating: Promise<unknown> = Promise.resolve();
   return {
     name: `onnxruntime-web (${device})`,
     async createSession(model: Uint8Array, sessionOptions: SessionOptions = {}): Promise<Session> {
@@ -40,7 +43,9 @@ export function createWebBackend(ort: typeof OrtWeb, options: WebBackendOptions 
       // Threads are process-wide in onnxruntime-web (ort.env.wasm.numThreads, set before the first session).
       let session: OrtWeb.InferenceSession;
       try {
-        session = await ort.InferenceSession.create(model, ortOptions);
+        const next = creating.then(() => ort.InferenceSession.create(model, ortOptions));
+        creating = next.catch(() => undefined);
+        session = await next;
       } catch (err) {
         throw new DittoError(
           "RUNTIME_FAILED",

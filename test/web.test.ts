@@ -91,6 +91,11 @@ test("the page generates uncached and fora:interval=2 in Chromium, matching onnx
   const request = { classes: CLASSES, seeds: SEEDS, steps: STEPS, cfg: 3, batch: SEEDS.length };
   const nodeNone = await pipeline.generate(request);
   const nodeFora = await pipeline.generate({ ...request, cache: "fora:interval=2" });
+  // The model bytes the browser fetched hash (WebCrypto) to what Node read: calibration artifacts match both.
+  const browserSha = await page.evaluate(
+    () => (window as unknown as { ditto: { pipeline: Pipeline } }).ditto.pipeline.model.onnx.sha256,
+  );
+  assert.equal(browserSha, pipeline.model.onnx.sha256);
   const diffNone = maxAbsDiff(result.uncached, nodeNone.samples);
   const diffFora = maxAbsDiff(result.cached, nodeFora.samples);
   writeFileSync(
@@ -120,6 +125,23 @@ test("the page generates uncached and fora:interval=2 in Chromium, matching onnx
     });
     assert.ok(inked > 100, `#${id} looks empty`);
   }
+});
+
+test("a calibrated policy takes its artifact from a picked file, checked against the run", {
+  timeout: 240_000,
+}, async () => {
+  const { page } = session;
+  await page.selectOption("#policy", "bac");
+  await page.setInputFiles(
+    '[data-option="artifact"] input[type="file"]',
+    join(PACKAGE_ROOT, "bench/artifacts/bac.json"),
+  );
+  await page.waitForFunction(() => document.querySelector("#spec")?.textContent === "bac:artifact=picked:bac.json");
+  await page.click("#generate");
+  await page.waitForSelector("#messages .error", { timeout: 200_000 });
+  const text = await page.textContent("#messages .error");
+  // The picked file was loaded, parsed and checked against this run (it was calibrated for 50 steps).
+  assert.match(text ?? "", /picked:bac\.json holds a 50×24 table; this run needs 10 steps.*\[ARTIFACT_MISMATCH\]/);
 });
 
 test("the page says clearly when the model fails to load", { timeout: 120_000 }, async () => {

@@ -61,7 +61,7 @@ export function renderStrip(canvas: HTMLCanvasElement, report: RunReport): void 
   const steps = [...new Set(report.trace.map((t) => t.step))].sort((a, b) => a - b);
   // Under separate CFG passes a step has two evaluations; the first pass stands for the step.
   const byStep = steps.map((s) => report.trace.find((t) => t.step === s)?.decisions ?? "");
-  const units = report.units.map((u) => u.name);
+  const units = report.units.map((u) => readableUnit(u.name));
   const left = 110;
   const top = 18;
   const cell = Math.max(6, Math.min(28, Math.floor(720 / Math.max(1, steps.length))));
@@ -90,4 +90,13 @@ export function renderStrip(canvas: HTMLCanvasElement, report: RunReport): void 
   });
   ctx.textAlign = "left";
   ctx.fillText("step →", 4, 12);
+}
+
+/** "blocks0-11+stacked" → "blocks 0–11", "block3.attn" → "block 3 attn": segment names as a reader would say them. */
+function readableUnit(name: string): string {
+  return name
+    .replace(/\+stacked$/, "")
+    .replace(/^blocks?(\d+)-(\d+)/, "blocks $1–$2")
+    .replace(/^blocks?(\d+)/, "block $1")
+    .replace(/[.:/]/g, " ");
 }

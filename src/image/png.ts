@@ -10,13 +10,8 @@ export interface ImageBatch {
   width: number;
 }
 
-/** Maps model-space samples (range [lo, hi]) to [0, 1], clamped. */
-export function toUnitRange(samples: Float32Array, range: readonly [number, number]): Float32Array {
-  const [lo, hi] = range;
-  const out = new Float32Array(samples.length);
-  for (let i = 0; i < samples.length; i++) out[i] = Math.min(1, Math.max(0, (samples[i] - lo) / (hi - lo)));
-  return out;
-}
+// Lives in its own module so the browser build can use it without pngjs.
+export { toUnitRange } from "./unit-range.ts";
 
 /** Lays images out row by row, `columns` per row, with a `gap`-pixel border; returns an RGBA PNG buffer. */
 export function gridPng(images: ImageBatch, columns: number, gap = 2, scale = 1): Buffer {

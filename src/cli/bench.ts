@@ -8,7 +8,7 @@ import { InputError } from "../errors.ts";
 import { loadPipeline, type Pipeline } from "../pipeline.ts";
 import { readSweep } from "../schema/sweep.ts";
 import { parseNumber } from "./args.ts";
-import { MODEL_HELP, MODEL_OPTIONS, sessionOptions } from "./common.ts";
+import { MODEL_HELP, MODEL_OPTIONS, REVIEW_HELP, REVIEW_OPTIONS, refuseUnreviewed, sessionOptions } from "./common.ts";
 import { checkOutputFile } from "./output-path.ts";
 import { Progress } from "./progress.ts";
 
@@ -26,6 +26,7 @@ const HELP = `Usage: ditto bench [options]
   --plot FILE.png    Pareto chart: measured speedup vs PSNR, one labelled point per setting
   --markdown         print the table as Markdown
   --out PREFIX       write PREFIX.json, PREFIX.md and PREFIX.png
+${REVIEW_HELP}
 ${MODEL_HELP}
 `;
 
@@ -34,6 +35,7 @@ export async function run(argv: string[]): Promise<void> {
     args: argv,
     options: {
       ...MODEL_OPTIONS,
+      ...REVIEW_OPTIONS,
       policies: { type: "string", multiple: true },
       sweep: { type: "string" },
       samples: { type: "string" },
@@ -80,6 +82,7 @@ export async function run(argv: string[]): Promise<void> {
   if (values.plot) checkOutputFile("plot", values.plot, "bench.png");
   if (values.out) for (const ext of ["json", "md", "png"]) checkOutputFile("out", `${values.out}.${ext}`, "bench");
 
+  await refuseUnreviewed(values);
   const pipeline = await loadPipeline(values.model, { session: sessionOptions(values) });
   if (!values.quiet) process.stderr.write(`${await estimate(pipeline, specs.length, settings)}\n`);
   let bar: Progress | undefined;

@@ -13,7 +13,7 @@ import type { CfgMode } from "../sampling/denoise.ts";
 import type { SamplerKind } from "../sampling/samplers.ts";
 import { readCacheConfig } from "../schema/cache-config.ts";
 import { parseIntList, parseNumber } from "./args.ts";
-import { MODEL_HELP, MODEL_OPTIONS, sessionOptions } from "./common.ts";
+import { MODEL_HELP, MODEL_OPTIONS, REVIEW_HELP, REVIEW_OPTIONS, refuseUnreviewed, sessionOptions } from "./common.ts";
 import { checkOutputFile } from "./output-path.ts";
 import { Progress } from "./progress.ts";
 
@@ -36,6 +36,7 @@ Generates one image per (class, seed) pair â€” rows are classes, columns seeds â
   --scale N          pixel upscaling of the grid (default 4)
   --json             print a machine-readable summary on stdout
   --compare          also run uncached on the same samples: adds speedup, PSNR and SSIM to the summary
+${REVIEW_HELP}
 ${MODEL_HELP}
 `;
 
@@ -44,6 +45,7 @@ export async function run(argv: string[]): Promise<void> {
     args: argv,
     options: {
       ...MODEL_OPTIONS,
+      ...REVIEW_OPTIONS,
       classes: { type: "string" },
       seeds: { type: "string" },
       seed: { type: "string" },
@@ -85,6 +87,7 @@ export async function run(argv: string[]): Promise<void> {
   const shift = parseNumber("shift", values.shift, false, { min: Number.MIN_VALUE });
   const policy = cachePolicy(values.cache, values["cache-config"]);
   const out = checkOutputFile("out", values.out, "ditto-grid.png");
+  await refuseUnreviewed(values);
   const pipeline = await loadPipeline(values.model, { session: sessionOptions(values) });
   const m = pipeline.manifest;
   const numClasses = m.inputs.condition?.numClasses;

@@ -128,3 +128,20 @@ export function validateManifest(raw: unknown, source: string): ModelManifest {
     fix: 'See README, "Bring your own ONNX DiT", for each field; `ditto init-manifest MODEL.onnx` writes a starting point.',
   }) as ModelManifest;
 }
+
+/**
+ * Refuses a manifest that still lists guesses under `needsReview` (from `ditto init-manifest`): running unchecked
+ * guesses (a wrong objective or time convention) gives noise without any error. `acceptGuesses` runs it anyway;
+ * the fields still unchecked are returned so the caller can warn.
+ */
+export function checkReviewed(manifest: ModelManifest, source: string, acceptGuesses = false): string[] {
+  const fields = manifest.needsReview ?? [];
+  if (fields.length === 0 || acceptGuesses) return fields;
+  throw new ModelError(
+    "MANIFEST_UNREVIEWED",
+    `${source} still lists guessed fields under "needsReview": ${fields.join(", ")}. Check each against how the ` +
+      'model was trained (README, "Bring your own ONNX DiT"), then delete "needsReview" from the manifest; or pass ' +
+      "--accept-guesses to run with the guesses as they are.",
+    { path: source, needsReview: fields },
+  );
+}

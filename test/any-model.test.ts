@@ -3,11 +3,12 @@
  * cannot honour, model-agnostic bench metrics and repeat-aware timing. All on graphs built in TypeScript.
  */
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { run as bench } from "../src/cli/bench.ts";
 import { run as generate } from "../src/cli/generate.ts";
+import { nlpd } from "../src/metrics/nlpd.ts";
 import { hasNullRow, inferManifest } from "../src/model/infer-manifest.ts";
 import { GraphIndex } from "../src/onnx/graph.ts";
 import { loadOnnx } from "../src/onnx/load.ts";
@@ -15,6 +16,7 @@ import { graphOf } from "../src/onnx/proto.ts";
 import { loadPipeline } from "../src/pipeline.ts";
 import { profileErtaCache } from "../src/profiling/ertacache.ts";
 import type { LlamaOptions } from "./fixtures/dit-llama.ts";
+import { GraphBuilder } from "./fixtures/graph-builder.ts";
 import { assertRejectsWith, llamaModel, tempDir } from "./helpers.ts";
 
 const EPSILON: LlamaOptions = { timestep: "int64", classRows: 10 };
@@ -95,6 +97,110 @@ describe("options a sampler cannot honour", () => {
       assert.match(r.reports[0].spec, /adjust=false/);
     } finally {
       await pipeline.release();
+    }
+  });
+});
+
+/** A tiny linear classifier for 3×16×16 images: 8 ReLU features, 10 logits; no FD reference, no TFUP head. */
+function writeRgbClassifier(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  const g = new GraphBuilder(3);
+  const x = g.input("image", 1, ["batch", 3, 16, 16]);
+  const flat = g.op("Flatten", [x], { axis: 1 });
+  const features = g.named("features", "Relu", [g.op("MatMul", [flat, g.weight("w1", [768, 8], 0.1)])]);
+  g.named("logits", "MatMul", [features, g.weight("w2", [8, 10])]);
+  g.output("logits", 1, ["batch", 10]);
+  g.output("features", 1, ["batch", 8]);
+  writeFileSync(join(dir, "classifier.onnx"), g.build());
+  const manifest = {
+    name: "tiny-rgb-classifier",
+    onnx: "classifier.onnx",
+    inputs: { image: { shape: ["batch", 3, 16, 16], range: [-1, 1] } },
+    outputs: { logits: { shape: ["batch", 10] }, features: { shape: ["batch", 8] } },
+  };
+  writeFileSync(join(dir, "manifest.json"), JSON.stringify(manifest));
+}
+
+interface BenchOut {
+  settings: Record<string, unknown>;
+  rows: Record<string, number & number[]>[];
+}
+
+async function benchJson(dir: string): Promise<{ md: string; json: BenchOut }> {
+  const prefix = join(tempDir(), "bench");
+  await bench(["--model", dir, "--policies", "none;fora:interval=2", "--quick", "--quiet", "--out", prefix]);
+  return { md: readFileSync(`${prefix}.md`, "utf8"), json: JSON.parse(readFileSync(`${prefix}.json`, "utf8")) };
+}
+
+describe("ditto bench on any model", () => {
+  it("32×32 single-channel, no classifier: PSNR, SSIM and NLPD; classifier columns n/a", async () => {
+    const { md, json } = await benchJson(llamaModel({ size: 32 }));
+    assert.equal(json.settings.classifier, null);
+    const [none, fora] = json.rows;
+    assert.equal(none.psnr, Number.POSITIVE_INFINITY);
+    assert.equal(none.ssim, 1);
+    assert.equal(none.nlpd, 0);
+    // A random test graph's features barely move between steps, so FORA is nearly exact here: finite, not ∞.
+    assert.ok(Number.isFinite(fora.psnr) && fora.psnr > 5, JSON.stringify(fora));
+    assert.ok(fora.ssim <= 1 && fora.nlpd >= 0 && Number.isFinite(fora.nlpd), JSON.stringify(fora));
+    for (const key of ["fd", "kid", "accuracy", "tfupAccuracy", "featureDistance"]) assert.equal(fora[key], null, key);
+    assert.equal(fora.speedupRange.length, 2);
+    assert.match(md, /classifier metrics .*: n\/a — the model's manifest names no evaluation classifier/);
+    assert.match(md, /\| `fora:interval=2` \|.*\| n\/a \| n\/a \| n\/a \| n\/a \| n\/a \|/);
+  });
+
+  it("3-channel with its own evaluation classifier: accuracy and feature distance; FD without a reference is n/a", async () => {
+    const dir = llamaModel({ size: 16, channels: 3 });
+    writeRgbClassifier(join(dir, "classifier"));
+    const manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8"));
+    writeFileSync(
+      join(dir, "manifest.json"),
+      JSON.stringify({ ...manifest, evaluation: { classifier: "classifier" } }),
+    );
+    const { json } = await benchJson(dir);
+    assert.equal(json.settings.classifier, "tiny-rgb-classifier");
+    const [none, fora] = json.rows;
+    assert.equal(none.featureDistance, 0);
+    assert.ok(fora.accuracy >= 0 && fora.accuracy <= 1);
+    assert.ok(Number.isFinite(fora.featureDistance) && fora.featureDistance >= 0, "computed, not n/a");
+    assert.equal(fora.fd, null);
+    assert.ok(Number.isFinite(fora.nlpd) && fora.nlpd >= 0);
+    // A classifier for other images is refused before the model runs, naming both layouts.
+    const gray = llamaModel({ size: 32 });
+    const grayManifest = JSON.parse(readFileSync(join(gray, "manifest.json"), "utf8"));
+    writeRgbClassifier(join(gray, "classifier"));
+    writeFileSync(
+      join(gray, "manifest.json"),
+      JSON.stringify({ ...grayManifest, evaluation: { classifier: "classifier" } }),
+    );
+    await assertRejectsWith(
+      () => bench(["--model", gray, "--policies", "none", "--quick", "--quiet"]),
+      "MANIFEST_INVALID",
+      /takes 3×16×16 images but the model makes 1×32×32/,
+    );
+  });
+});
+
+describe("NLPD", () => {
+  const image = (channels: number, size: number, f: (i: number) => number) => ({
+    data: Float32Array.from({ length: channels * size * size }, (_, i) => f(i)),
+    count: 1,
+    channels,
+    height: size,
+    width: size,
+  });
+  it("is 0 for identical images, grows with the error, and takes any channels × size", () => {
+    for (const [channels, size] of [
+      [1, 8],
+      [3, 32],
+      [1, 5],
+    ]) {
+      const base = image(channels, size, (i) => 0.5 + 0.3 * Math.sin(i * 0.37));
+      const small = image(channels, size, (i) => base.data[i] + 0.02 * Math.sin(i * 1.9));
+      const large = image(channels, size, (i) => base.data[i] + 0.1 * Math.sin(i * 1.9));
+      assert.equal(nlpd(base, base), 0);
+      const [d1, d2] = [nlpd(base, small), nlpd(base, large)];
+      assert.ok(d1 > 0 && d2 > d1, `${channels}×${size}: ${d1} < ${d2}`);
     }
   });
 });

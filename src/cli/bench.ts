@@ -1,7 +1,7 @@
 /** `ditto bench`: fidelity and speed of cache policies, measured side by side in one run. */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { type BenchSettings, DEFAULT_SETTINGS, QUICK_SETTINGS, runBench } from "../bench/harness.ts";
+import { type BenchSettings, checkEvaluation, DEFAULT_SETTINGS, QUICK_SETTINGS, runBench } from "../bench/harness.ts";
 import { benchJson, benchMarkdown, benchPlot } from "../bench/report.ts";
 import { parseCacheSpec } from "../cache/registry.ts";
 import { InputError } from "../errors.ts";
@@ -82,7 +82,7 @@ export async function run(argv: string[]): Promise<void> {
   if (values.plot) checkOutputFile("plot", values.plot, "bench.png");
   if (values.out) for (const ext of ["json", "md", "png"]) checkOutputFile("out", `${values.out}.${ext}`, "bench");
 
-  await refuseUnreviewed(values);
+  await checkEvaluation(await refuseUnreviewed(values));
   const pipeline = await loadPipeline(values.model, { session: sessionOptions(values) });
   if (!values.quiet) process.stderr.write(`${await estimate(pipeline, specs.length, settings)}\n`);
   let bar: Progress | undefined;
@@ -90,6 +90,7 @@ export async function run(argv: string[]): Promise<void> {
     bar ??= new Progress("bench", p.total, !values.quiet);
     bar.update(p.done, p.label);
   });
+  for (const warning of result.warnings) process.stderr.write(`${warning}\n`);
   const command = `ditto bench ${argv.map(shellQuote).join(" ")}`;
   const write = (path: string, data: string | Buffer) => writeFileSync(path, data);
   const markdown = benchMarkdown(result, command);

@@ -1,5 +1,5 @@
 /** Options shared by the commands that load a model. */
-import { checkReviewed, loadManifest } from "../model/manifest.ts";
+import { checkReviewed, loadManifest, type ResolvedManifest } from "../model/manifest.ts";
 import type { SessionOptions } from "../runtime/backend.ts";
 import { parseNumber } from "./args.ts";
 
@@ -28,11 +28,12 @@ export const REVIEW_HELP = `  --accept-guesses   run a manifest that still lists
 export async function refuseUnreviewed(
   values: { model?: string; "accept-guesses"?: boolean },
   modelPath = values.model,
-): Promise<void> {
+): Promise<ResolvedManifest> {
   const manifest = await loadManifest(modelPath);
   const unchecked = checkReviewed(manifest, `${manifest.dir}/manifest.json`, values["accept-guesses"] ?? false);
   if (unchecked.length)
     process.stderr.write(
       `warning: running on unreviewed manifest guesses (--accept-guesses): ${unchecked.join(", ")}\n`,
     );
+  return manifest;
 }

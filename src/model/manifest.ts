@@ -63,6 +63,12 @@ export interface ModelManifest {
   classNames?: string[];
   recommended?: { sampler?: "euler" | "ddim"; steps?: number; cfgScale?: number; shift?: number };
   structure?: StructureOverride;
+  /**
+   * The classifier that judges this model's samples (accuracy, FD, KID): a folder, relative to the manifest, holding
+   * the classifier's ONNX and manifest.json (input [batch, C, H, W] and range, classes). Without one, bench reports
+   * only the reference-based metrics (PSNR, SSIM, NLPD) and says the classifier columns are not available.
+   */
+  evaluation?: { classifier: string };
   /** Fields `ditto init-manifest` guessed and a person must confirm. */
   needsReview?: string[];
   [extra: string]: unknown;
@@ -144,4 +150,10 @@ export function checkReviewed(manifest: ModelManifest, source: string, acceptGue
       "--accept-guesses to run with the guesses as they are.",
     { path: source, needsReview: fields },
   );
+}
+
+/** The evaluation classifier's folder, resolved against the manifest's; undefined when the manifest names none. */
+export function evaluationClassifierDir(manifest: ResolvedManifest): string | undefined {
+  const dir = manifest.evaluation?.classifier;
+  return dir ? platform().resolve(manifest.dir, dir) : undefined;
 }

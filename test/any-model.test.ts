@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { run as bench } from "../src/cli/bench.ts";
-import { run as generate } from "../src/cli/generate.ts";
+import { compareTiming, run as generate } from "../src/cli/generate.ts";
 import { nlpd } from "../src/metrics/nlpd.ts";
 import { hasNullRow, inferManifest } from "../src/model/infer-manifest.ts";
 import { GraphIndex } from "../src/onnx/graph.ts";
@@ -202,5 +202,49 @@ describe("NLPD", () => {
       const [d1, d2] = [nlpd(base, small), nlpd(base, large)];
       assert.ok(d1 > 0 && d2 > d1, `${channels}×${size}: ${d1} < ${d2}`);
     }
+  });
+});
+
+/** Runs an in-process command and returns what it wrote on stdout. */
+async function stdoutOf(command: () => Promise<void>): Promise<string> {
+  const write = process.stdout.write.bind(process.stdout);
+  let text = "";
+  // Only string writes are the command's: the test runner's own events to its parent go through as bytes.
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    if (typeof chunk !== "string") return (write as (...a: unknown[]) => boolean)(chunk, ...rest);
+    text += chunk;
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    await command();
+  } finally {
+    process.stdout.write = write;
+  }
+  return text;
+}
+
+describe("generate --compare timing", () => {
+  it("runs interleaved repeats: median and range, the old JSON fields kept", async () => {
+    const dir = llamaModel({ size: 16 });
+    const out = join(tempDir(), "grid.png");
+    const argv = ["--model", dir, "--steps", "4", "--classes", "0,1", "--cache", "fora:interval=2", "--out", out];
+    const text = await stdoutOf(() => generate([...argv, "--compare", "--repeats", "2", "--json", "--quiet"]));
+    const r = JSON.parse(text);
+    for (const key of ["wallMs", "uncachedWallMs", "speedup", "psnr", "ssim", "idealSpeedup", "spec", "finite"])
+      assert.ok(key in r, `keeps ${key}`);
+    assert.equal(r.repeats, 2);
+    assert.ok(r.speedupRange[0] <= r.speedup && r.speedup <= r.speedupRange[1], JSON.stringify(r));
+    assert.ok(r.uncachedWallMsRange[0] <= r.uncachedWallMs && r.uncachedWallMs <= r.uncachedWallMsRange[1]);
+    assert.ok(r.spread >= 0 && Number.isFinite(r.nlpd));
+    await assertRejectsWith(() => generate([...argv, "--repeats", "2"]), "OPTION_INVALID", /with --compare/);
+  });
+
+  it("warns when the repeats spread over 15 %, not below", () => {
+    const reference = {} as Parameters<typeof compareTiming>[0];
+    const steady = compareTiming(reference, [100, 104, 102], [200, 203, 201]);
+    assert.equal(steady.warning, undefined);
+    assert.equal(steady.speedup.median, 201 / 102);
+    const noisy = compareTiming(reference, [100, 100, 100], [200, 130, 200]);
+    assert.match(noisy.warning ?? "", /disagree by 35 %.*over 15 %/);
   });
 });

@@ -7,7 +7,8 @@
  * - where one forward's time goes: the whole model as one session, the block-split chain (embed, blocks, head),
  *   each segment alone, and the host-side remainder (policy ms per step − block-split forward ms).
  * Without arguments: the shipped model and two random-weight graphs (bench/small-models.ts: 32×32 with 256 tokens
- * and 49 tokens, width 64). Env: REPEATS (default 5), STEPS (default 10). CFG 1, so the network batch is the batch.
+ * and 49 tokens, width 64). Env: REPEATS (default 5), STEPS (default 10), THREADS (ONNX Runtime intra-op threads;
+ * default 1, which on a shared machine varies far less than all cores). CFG 1, so the network batch is the batch.
  * The last line is JSON: {"<model>": {"batch1": {"fbcache:threshold=0": ratio, …, "splitOverWhole": r}, …}, …}.
  */
 import { mkdtempSync } from "node:fs";
@@ -26,6 +27,7 @@ import { writeSmallModels } from "./small-models.ts";
 
 const repeats = Number(process.env.REPEATS ?? 5);
 const steps = Number(process.env.STEPS ?? 10);
+const threads = Number(process.env.THREADS ?? 1);
 
 const paths = process.argv.slice(2);
 if (paths.length === 0) {
@@ -35,11 +37,11 @@ if (paths.length === 0) {
 
 const summary: Record<string, Record<string, Record<string, number>>> = {};
 for (const path of paths) {
-  const pipeline = await loadPipeline(path);
+  const pipeline = await loadPipeline(path, { session: { intraOpThreads: threads } });
   const m = pipeline.manifest;
   const atoms = pipeline.model.structure.atoms.length;
   console.log(
-    `\n## ${m.name}: ${m.image.channels}×${m.image.height}×${m.image.width}, ${atoms} branch units, ${steps} steps, CFG 1`,
+    `\n## ${m.name}: ${m.image.channels}×${m.image.height}×${m.image.width}, ${atoms} branch units, ${steps} steps, CFG 1, ${threads} thread(s)`,
   );
   summary[m.name] = {};
   for (const batch of [1, 16]) {

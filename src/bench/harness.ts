@@ -144,7 +144,9 @@ export async function runBench(
   tick("warm-up");
   const reference = await pipeline.generate({ ...quality, cache: "none" });
   const referenceImages = images(reference, m.image.range);
-  const judge = evaluation && (await classifierJudge(evaluation, reference, m.image.range, settings.samples));
+  const judge =
+    evaluation &&
+    (await classifierJudge(evaluation, reference, m.image.range, settings.samples, m.inputs.condition?.numClasses));
   tick("uncached reference");
 
   const rows: BenchRow[] = [];
@@ -184,7 +186,7 @@ export async function runBench(
       ssim: round(img.height >= 11 && img.width >= 11 ? ssim(img, referenceImages) : Number.NaN, 4),
       nlpd: round(nlpd(img, referenceImages), 4),
       fd: round(classified?.fd ?? Number.NaN, 3),
-      kid: Number.NaN,
+      kid: round(classified?.kid ?? Number.NaN, 4),
       accuracy: round(classified?.accuracy ?? Number.NaN, 4),
       tfupAccuracy: round(classified?.tfupAccuracy ?? Number.NaN, 4),
       cacheBytes,
@@ -273,7 +275,13 @@ function checkLayout(m: ResolvedManifest, dir: string, [c, h, w]: number[]): voi
 }
 
 /** Classifier metrics of a run against the reference set (FD) and the uncached twins (feature distance). */
-async function classifierJudge(e: Evaluation, reference: GenerationResult, range: [number, number], count: number) {
+async function classifierJudge(
+  e: Evaluation,
+  reference: GenerationResult,
+  range: [number, number],
+  count: number,
+  numClasses: number | undefined,
+) {
   const toClassifier = (r: GenerationResult) => rescale(r.samples, range, e.classifier.input.range);
   const referenceOut = await e.classifier.classify(toClassifier(reference), count);
   const testStats = e.classifier.hasTestStats ? await e.classifier.testStats() : undefined;
@@ -281,20 +289,22 @@ async function classifierJudge(e: Evaluation, reference: GenerationResult, range
   return {
     async score(result: GenerationResult, classes?: number[]) {
       const out = await e.classifier.classify(toClassifier(result), count);
-      // Accuracy only where the model's class indices are the classifier's (same class count).
-      const labelled =
-        classes && classCount !== undefined && classes.every((k) => k < classCount) ? classes : undefined;
+      // Accuracy only where the model's class indices can be the classifier's: the same number of classes.
+      const labelled = classes && classCount !== undefined && classCount === numClasses ? classes : undefined;
       const [n, channels, height, width] = result.dims;
       const adapted =
         e.tfup && labelled
           ? await evaluateTfup(
               e.tfup.featureModel,
-              { data: rescale(result.samples, range, [-1, 1]), count: n, channels, height, width },
+              { data: toClassifier(result), count: n, channels, height, width },
               labelled,
             )
           : undefined;
       return {
         fd: testStats ? frechetDistance(featureStats(out.features, out.featureDim), testStats) : Number.NaN,
+        // Hook for issue 20's unbiased KID (src/metrics/kid.ts, on its branch): computed here from `out.features`
+        // against the classifier's reference features; NaN ("n/a") until that lands.
+        kid: Number.NaN,
         accuracy: labelled ? accuracy(out.predictions, labelled) : Number.NaN,
         tfupAccuracy: adapted?.adaptedAccuracy ?? Number.NaN,
         featureDistance: meanFeatureDistance(out.features, referenceOut.features, out.featureDim),

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { run as bench } from "../src/cli/bench.ts";
 import { compareTiming, run as generate } from "../src/cli/generate.ts";
+import { run as profile } from "../src/cli/profile.ts";
 import { nlpd } from "../src/metrics/nlpd.ts";
 import { hasNullRow, inferManifest } from "../src/model/infer-manifest.ts";
 import { GraphIndex } from "../src/onnx/graph.ts";
@@ -54,7 +55,7 @@ describe("init-manifest on a DDPM ε-model", () => {
 });
 
 describe("unreviewed manifests are refused", () => {
-  it("generate and bench list the fields to check; --accept-guesses runs anyway", async () => {
+  it("generate, bench and profile list the fields to check; --accept-guesses runs anyway", async () => {
     const dir = llamaModel(EPSILON);
     writeFileSync(join(dir, "manifest.json"), JSON.stringify(await inferred(dir)));
     const out = join(tempDir(), "grid.png");
@@ -70,6 +71,12 @@ describe("unreviewed manifests are refused", () => {
       "MANIFEST_UNREVIEWED",
       /objective\.schedule/,
     );
+    const artifact = join(tempDir(), "erta.json");
+    await assertRejectsWith(
+      () => profile(["--model", dir, "--method", "ertacache", "--steps", "3", "--out", artifact, "--quiet"]),
+      "MANIFEST_UNREVIEWED",
+    );
+    assert.ok(!existsSync(artifact));
     await generate(["--model", dir, "--steps", "2", "--classes", "0", "--out", out, "--quiet", "--accept-guesses"]);
     assert.ok(existsSync(out));
   });

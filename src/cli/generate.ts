@@ -137,7 +137,7 @@ export async function run(argv: string[]): Promise<void> {
     await pipeline.generate({ ...one, cache: policy });
     await pipeline.generate(one);
     // Interleaved repeats, the order alternating (C U, U C, …) so drift and warm-cache effects cancel; one pair on
-    // a loaded machine can be off by 2× (issue 14), the median of paired ratios is not.
+    // a loaded machine can be off by 2× (issue 14); the median of paired ratios, with its range shown, is steadier.
     const cached: GenerationResult[] = [];
     const uncached: GenerationResult[] = [];
     for (let r = 0; r < repeats; r++) {

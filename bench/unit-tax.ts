@@ -96,6 +96,11 @@ for (const path of paths) {
       );
     }
     row.splitOverWhole = round(forward.split / forward.whole);
+    row.valuesOutOverPlain = round(forward.stackValues / forward.stackPlain);
+    console.log(
+      `stack session (CPU ms): plain ${forward.stackPlain.toFixed(2)}, with every branch value as an output ` +
+        `${forward.stackValues.toFixed(2)} (÷ plain ${(forward.stackValues / forward.stackPlain).toFixed(3)})`,
+    );
     console.log(
       `forward (CPU ms): whole-model session ${forward.whole.toFixed(2)} ms, block-split chain ${forward.split.toFixed(2)} ms ` +
         `(÷ whole ${(forward.split / forward.whole).toFixed(3)}); segments alone: ${forward.parts}`,
@@ -152,9 +157,20 @@ async function forwardBreakdown(pipeline: Pipeline, batch: number) {
   await whole.run(feeds);
   const wholeMs = await timesOf(() => whole.run(feeds));
   const splitMs = await timesOf(() => split());
+  // The stack as one session, plain (the uncached path) and with every branch value as an extra output (what an
+  // all-compute step of a branch-level policy runs): the difference is the cost of handing every value out.
+  const atoms = model.structure.atoms;
+  const plain = await model.range(0, atoms.length);
+  const withValues = await model.range(
+    0,
+    atoms.length,
+    atoms.map((a) => a.value),
+  );
+  const stackPlain = await timesOf(() => plain.run(new Map(full)));
+  const stackValues = await timesOf(() => withValues.run(new Map(full)));
   const parts: string[] = [];
   for (const [name, s] of segments) parts.push(`${name} ${(await timesOf(() => s.run(new Map(full)))).toFixed(2)}`);
-  return { whole: wholeMs, split: splitMs, parts: `${parts.join(", ")} ms` };
+  return { whole: wholeMs, split: splitMs, parts: `${parts.join(", ")} ms`, stackPlain, stackValues };
 }
 
 function round(v: number): number {

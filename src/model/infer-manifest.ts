@@ -3,9 +3,10 @@
  * embedding's size). Everything the graph cannot tell is listed under `needsReview` for a person to confirm.
  *
  * What the graph says and what is guessed from it:
- * - an integer timestep input is a train-step index 0…N−1, which only DDPM-style (ε-prediction) models take; a
- *   flow model's time is a float. So: objective epsilon, DDIM, scale 1, and N = the rows of the table the index
- *   gathers from, else 1000 (DiT and most ε-DiTs train on 1000 steps) — all to review.
+ * - an integer timestep input with a large range is a train-step index 0…N−1, which only DDPM-style (ε-prediction)
+ *   models take; a flow model's time is a float. So: objective epsilon, DDIM, scale 1, and N = the rows of the
+ *   table the index gathers from (when it gathers from one, it must have ≥ 100 rows), else 1000 (DiT and most
+ *   ε-DiTs train on 1000 steps) — all to review.
  * - a class table of R rows holds a null (guidance) row only when something says so: R − 1 is a round class count
  *   (10, 100, 1000) while R is not, as in DiT's `num_classes + 1` label table. Otherwise all R rows are classes and
  *   the model gets no guidance (cfg 1), since feeding a real class as "unconditional" gives wrong images silently.
@@ -57,7 +58,9 @@ export function inferManifest(g: GraphIndex, onnxPath: string): ModelManifest {
   if (typeof c !== "number" || typeof h !== "number" || typeof w !== "number")
     review.push("image.channels/height/width");
   review.push("image.range");
-  const stepIndex = isInteger(timestep);
+  // A step index spans the training steps (hundreds or more); an integer indexing a small table is something else.
+  const stepRows = gatherTableRows(g, timestep.name);
+  const stepIndex = isInteger(timestep) && (stepRows === undefined || stepRows >= 100);
   const manifest: ModelManifest = {
     format: "ditto.model.v1",
     name: fileName(onnxPath).replace(/\.onnx$/, ""),
@@ -69,7 +72,7 @@ export function inferManifest(g: GraphIndex, onnxPath: string): ModelManifest {
             betaSchedule: "linear",
             betaStart: 0.0001,
             betaEnd: 0.02,
-            trainSteps: gatherTableRows(g, timestep.name) ?? 1000,
+            trainSteps: stepRows ?? 1000,
           },
         }
       : { kind: "flow-velocity", timeAtNoise: 1, timeAtData: 0 },

@@ -7,7 +7,8 @@
  *   counts the work done and hardly the waiting, so on a shared machine it is the steadier of the two;
  * - session calls per step of each (from the engine's report);
  * - where one forward's time goes: the whole model as one session, the block-split chain (embed, blocks, head),
- *   each segment alone, and the host-side remainder (policy ms per step − block-split forward ms).
+ *   each segment alone, and the stack session with and without every branch value as an extra output (the
+ *   hand-out an all-compute step of a branch-level policy pays); the rest of a policy's tax is host-side work.
  * Without arguments: the shipped model and two random-weight graphs (bench/small-models.ts: 32×32 with 256 tokens
  * and 49 tokens, width 64). Env: REPEATS (default 5), STEPS (default 10), THREADS (ONNX Runtime intra-op threads;
  * default 1, which on a shared machine varies far less than all cores). CFG 1, so the network batch is the batch.
@@ -105,10 +106,11 @@ for (const path of paths) {
       `forward (CPU ms): whole-model session ${forward.whole.toFixed(2)} ms, block-split chain ${forward.split.toFixed(2)} ms ` +
         `(÷ whole ${(forward.split / forward.whole).toFixed(3)}); segments alone: ${forward.parts}`,
     );
+    const handOut = forward.stackValues - forward.stackPlain;
     for (const label of labels.slice(1))
       console.log(
-        `  ${label}: host-side remainder ≈ ${(median(cpu[label]) / steps - forward.split).toFixed(2)} CPU ms per step ` +
-          "(policy CPU ms/step − block-split forward)",
+        `  ${label}: tax ${((median(cpu[label]) - median(cpu.none)) / steps).toFixed(2)} CPU ms per step over uncached; ` +
+          `handing every branch value out of the stack session accounts for ≈ ${handOut.toFixed(2)} of it`,
       );
     summary[m.name][`batch${batch}`] = row;
   }

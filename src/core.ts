@@ -18,7 +18,8 @@ export { ArtifactError, DittoError, type DittoErrorCode, GraphError, InputError,
 export { Classifier } from "./metrics/classifier.ts";
 export { psnr, ssim } from "./metrics/fidelity.ts";
 export { featureStats, frechetDistance } from "./metrics/frechet.ts";
-export { loadManifest, type ModelManifest, validateManifest } from "./model/manifest.ts";
+export { nlpd } from "./metrics/nlpd.ts";
+export { checkReviewed, loadManifest, type ModelManifest, validateManifest } from "./model/manifest.ts";
 export { extractSubModel } from "./onnx/extract.ts";
 export { decodeOnnx, loadOnnx } from "./onnx/load.ts";
 export { type GenerateOptions, type GenerationResult, loadPipeline, Pipeline } from "./pipeline.ts";

@@ -31,7 +31,8 @@ export { ArtifactError, DittoError, type DittoErrorCode, GraphError, InputError,
 export { Classifier } from "./metrics/classifier.ts";
 export { psnr, ssim } from "./metrics/fidelity.ts";
 export { featureStats, frechetDistance } from "./metrics/frechet.ts";
-export { loadManifest, type ModelManifest } from "./model/manifest.ts";
+export { nlpd } from "./metrics/nlpd.ts";
+export { checkReviewed, loadManifest, type ModelManifest } from "./model/manifest.ts";
 export { writeQuantizedModel } from "./node/quant-write.ts";
 export { loadClassifierFeatures } from "./node/tfup-classifier.ts";
 export { extractSubModel } from "./onnx/extract.ts";

@@ -52,12 +52,16 @@ describe("ditto CLI", () => {
     const out = join(tempDir(), "erta.png");
     const artifact = join(import.meta.dirname, "../bench/artifacts/ertacache-c35.json");
     const r = await ditto(
-      ["generate", "--cache", `ertacache:artifact=${artifact}`, "--compare", "--json", "--quiet"].concat([
-        "--classes",
-        "3",
-        "--out",
-        out,
-      ]),
+      [
+        "generate",
+        "--cache",
+        `ertacache:artifact=${artifact}`,
+        "--compare",
+        "--repeats",
+        "1",
+        "--json",
+        "--quiet",
+      ].concat(["--classes", "3", "--out", out]),
     );
     assert.equal(r.code, 0, r.stderr);
     const summary = JSON.parse(r.stdout);

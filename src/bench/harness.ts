@@ -1,20 +1,27 @@
 /**
  * The fidelity-and-speed benchmark. For each cache policy: median wall time over repeats with the uncached run
- * interleaved (A B A B …, so drift cancels), the measured speedup as the median of the paired ratios, the ideal
- * speedup from skipped FLOPs, PSNR and SSIM against the uncached images of the same seeds and classes, the
- * Fréchet distance of the classifier's features to the test-set statistics, classifier accuracy, the mean feature
- * distance to the uncached samples, and peak cache memory.
+ * interleaved (A B A B …, so drift cancels), the measured speedup as the median of the paired ratios with their
+ * range, the ideal speedup from skipped FLOPs, and peak cache memory.
+ *
+ * Quality comes in two kinds. Reference-based metrics need only the uncached images of the same seeds and classes,
+ * so they work for any model (any channels × size): PSNR, SSIM and NLPD (a perceptual distance, no classifier).
+ * Classifier-based metrics (accuracy, TFUP accuracy, FD, KID, classifier-feature distance) need the evaluation
+ * classifier the model's manifest names (`evaluation.classifier`); without one they are NaN (JSON null, "n/a").
  */
 
 import { evaluateTfup } from "../adapt/evaluate.ts";
 import type { CachePolicy } from "../cache/policy.ts";
 import { parseCacheSpec } from "../cache/registry.ts";
+import { ModelError } from "../errors.ts";
 import { toUnitRange } from "../image/png.ts";
 import { accuracy, Classifier, meanFeatureDistance } from "../metrics/classifier.ts";
 import { psnr, ssim } from "../metrics/fidelity.ts";
 import { featureStats, frechetDistance } from "../metrics/frechet.ts";
-import { loadClassifierFeatures } from "../node/tfup-classifier.ts";
+import { nlpd } from "../metrics/nlpd.ts";
+import { evaluationClassifierDir, type ResolvedManifest } from "../model/manifest.ts";
+import { type ClassifierFiles, loadClassifierFeatures } from "../node/tfup-classifier.ts";
 import type { GenerationResult, Pipeline } from "../pipeline.ts";
+import { platform } from "../platform.ts";
 import type { CfgMode } from "../sampling/denoise.ts";
 
 export interface BenchSettings {
@@ -38,9 +45,18 @@ export interface BenchRow {
   wallMs: number;
   speedup: number;
   idealSpeedup: number;
+  /** Per-repeat measured speedups: [min, max] around the median `speedup`. */
+  speedupRange: [number, number];
+  /** (max − min) ÷ median of the per-repeat speedups; above 0.15 the timing is flagged. */
+  speedupSpread: number;
   psnr: number;
+  /** NaN (null in JSON) for images under 11×11 pixels, SSIM's window. */
   ssim: number;
+  /** Normalized Laplacian pyramid distance to the uncached twin (src/metrics/nlpd.ts); needs no classifier. */
+  nlpd: number;
   fd: number;
+  /** Kernel inception distance over the classifier's features (issue 20, src/metrics/kid.ts); NaN until wired. */
+  kid: number;
   accuracy: number;
   /** TFUP-adapted accuracy beside the plain one: cache built from this row's own samples, no labels (spec tfup.md). */
   tfupAccuracy: number;
@@ -53,8 +69,21 @@ export interface BenchRow {
 
 export interface BenchResult {
   rows: BenchRow[];
-  settings: BenchSettings & { model: string; date: string; uncachedWallMs: number };
+  settings: BenchSettings & {
+    model: string;
+    date: string;
+    uncachedWallMs: number;
+    /** The evaluation classifier's name, or null: classifier columns are then not available for this model. */
+    classifier: string | null;
+    /** The sampler the model ran with (euler or ddim). */
+    sampler?: string;
+  };
+  /** Timing warnings (spread between repeats above 15 %), also printed by the CLI. */
+  warnings: string[];
 }
+
+/** Repeats that disagree by more than this (max − min over median) are flagged: the machine was busy. */
+export const SPREAD_WARNING = 0.15;
 
 export const QUICK_SETTINGS: BenchSettings = { samples: 4, steps: 6, cfg: 3, repeats: 1, timingSamples: 2, batch: 16 };
 export const DEFAULT_SETTINGS: BenchSettings = {
@@ -79,9 +108,8 @@ export async function runBench(
   onProgress?: (p: BenchProgress) => void,
 ): Promise<BenchResult> {
   const policies: CachePolicy[] = specs.map((s) => parseCacheSpec(s));
-  const classifier = await Classifier.load();
-  const tfup = await loadClassifierFeatures();
   const m = pipeline.manifest;
+  const evaluation = await loadEvaluation(m);
   const numClasses = m.inputs.condition?.numClasses ?? 1;
   const seeds = Array.from({ length: settings.samples }, (_, i) => i);
   const classes = m.inputs.condition ? seeds.map((i) => i % numClasses) : undefined;
@@ -117,16 +145,17 @@ export async function runBench(
   tick("warm-up");
   const reference = await pipeline.generate({ ...quality, cache: "none" });
   const referenceImages = images(reference, m.image.range);
-  const referenceOut = await classifier.classify(reference.samples, settings.samples);
-  const testStats = await classifier.testStats();
+  const judge =
+    evaluation &&
+    (await classifierJudge(evaluation, reference, m.image.range, settings.samples, m.inputs.condition?.numClasses));
   tick("uncached reference");
 
   const rows: BenchRow[] = [];
+  const warnings: string[] = [];
   let uncachedWall: number[] = [];
   for (const [index, policy] of policies.entries()) {
     const result = policy.spec === "none" ? reference : await pipeline.generate({ ...quality, cache: policy });
     tick(`${policy.spec}: quality`);
-    const out = await classifier.classify(result.samples, settings.samples);
     const pairs: { a: number; b: number }[] = [];
     let ideal = 1;
     let cacheBytes = 0;
@@ -140,31 +169,34 @@ export async function runBench(
       cacheBytes = Math.max(cacheBytes, ...b.reports.map((rep) => rep.cachePeakBytes));
     }
     uncachedWall = uncachedWall.concat(pairs.map((p) => p.a));
-    const speedup = median(pairs.map((p) => p.a / p.b));
+    const ratios = summarizeRepeats(pairs.map((p) => p.a / p.b));
+    if (ratios.spread > SPREAD_WARNING) warnings.push(spreadWarning(specs[index].trim(), ratios, settings.repeats));
+    const speedup = ratios.median;
     const img = images(result, m.image.range);
-    const [count, channels, height, width] = result.dims;
-    const adapted = classes
-      ? await evaluateTfup(tfup.featureModel, { data: result.samples, count, channels, height, width }, classes)
-      : undefined;
+    const classified = judge ? await judge.score(result, classes) : undefined;
     rows.push({
       policy: policy.name,
       label: specs[index].trim(),
       spec: policy.spec,
       wallMs: round(median(pairs.map((p) => p.b)), 1),
       speedup: round(speedup, 3),
+      speedupRange: [round(ratios.min, 3), round(ratios.max, 3)],
+      speedupSpread: round(ratios.spread, 3),
       idealSpeedup: round(ideal, 3),
       psnr: round(psnr(img, referenceImages), 2),
-      ssim: round(ssim(img, referenceImages), 4),
-      fd: round(frechetDistance(featureStats(out.features, out.featureDim), testStats), 3),
-      accuracy: round(classes ? accuracy(out.predictions, classes) : Number.NaN, 4),
-      tfupAccuracy: round(adapted?.adaptedAccuracy ?? Number.NaN, 4),
+      ssim: round(img.height >= 11 && img.width >= 11 ? ssim(img, referenceImages) : Number.NaN, 4),
+      nlpd: round(nlpd(img, referenceImages), 4),
+      fd: round(classified?.fd ?? Number.NaN, 3),
+      kid: round(classified?.kid ?? Number.NaN, 4),
+      accuracy: round(classified?.accuracy ?? Number.NaN, 4),
+      tfupAccuracy: round(classified?.tfupAccuracy ?? Number.NaN, 4),
       cacheBytes,
-      featureDistance: round(meanFeatureDistance(out.features, referenceOut.features, out.featureDim), 4),
+      featureDistance: round(classified?.featureDistance ?? Number.NaN, 4),
       efficiency: round(speedup / ideal, 3),
     });
   }
-  await classifier.release();
-  await tfup.featureModel.release();
+  await evaluation?.classifier.release();
+  await evaluation?.tfup?.featureModel.release();
   tick("done");
   return {
     rows,
@@ -173,8 +205,143 @@ export async function runBench(
       model: m.name,
       date: new Date().toISOString().slice(0, 10),
       uncachedWallMs: round(median(uncachedWall), 1),
+      classifier: evaluation ? evaluation.classifier.name : null,
+      sampler: m.recommended?.sampler ?? (m.objective.kind === "epsilon" ? "ddim" : "euler"),
+    },
+    warnings,
+  };
+}
+
+interface Evaluation {
+  classifier: Classifier;
+  /** TFUP needs the classifier's feature head (manifest `featureHead`); absent otherwise. */
+  tfup?: ClassifierFiles;
+}
+
+/**
+ * The model's evaluation classifier, checked against the model's image layout; undefined when the manifest names
+ * none (classifier columns are then "n/a", never another dataset's classifier).
+ */
+async function loadEvaluation(m: ResolvedManifest): Promise<Evaluation | undefined> {
+  const dir = evaluationClassifierDir(m);
+  if (!dir) return undefined;
+  const classifier = await Classifier.load(dir);
+  try {
+    checkLayout(m, dir, classifier.input.shape);
+  } catch (err) {
+    await classifier.release();
+    throw err;
+  }
+  const tfup = classifier.manifest.featureHead ? await loadClassifierFeatures(dir) : undefined;
+  return { classifier, tfup };
+}
+
+/**
+ * Checks, before any model work, that the manifest's evaluation classifier (if any) has a readable manifest whose
+ * image input matches the model's samples. Returns the classifier's folder, or undefined when none is named.
+ */
+export async function checkEvaluation(m: ResolvedManifest): Promise<string | undefined> {
+  const dir = evaluationClassifierDir(m);
+  if (!dir) return undefined;
+  const text = await platform()
+    .readText(platform().join(dir, "manifest.json"))
+    .catch(() => undefined);
+  if (text === undefined)
+    throw new ModelError(
+      "MODEL_NOT_FOUND",
+      `the manifest's evaluation.classifier names ${dir}, which holds no manifest.json; fix the path or remove "evaluation"`,
+      { classifier: dir },
+    );
+  let shape: unknown;
+  try {
+    shape = Object.values(JSON.parse(text).inputs ?? {})[0] as unknown;
+  } catch (err) {
+    throw new ModelError("MANIFEST_INVALID", `${dir}/manifest.json is not valid JSON: ${(err as Error).message}`);
+  }
+  const dims = (shape as { shape?: unknown[] } | undefined)?.shape ?? [];
+  checkLayout(m, dir, dims.slice(1) as number[]);
+  return dir;
+}
+
+function checkLayout(m: ResolvedManifest, dir: string, [c, h, w]: number[]): void {
+  const { channels, height, width } = m.image;
+  if (c === channels && h === height && w === width) return;
+  throw new ModelError(
+    "MANIFEST_INVALID",
+    `the evaluation classifier ${dir} takes ${c}×${h}×${w} images but the model makes ${channels}×${height}×${width}: ` +
+      'name a classifier for this model\'s images in "evaluation.classifier", or remove "evaluation" to bench with ' +
+      "the reference-based metrics only",
+    { classifier: dir },
+  );
+}
+
+/** Classifier metrics of a run against the reference set (FD) and the uncached twins (feature distance). */
+async function classifierJudge(
+  e: Evaluation,
+  reference: GenerationResult,
+  range: [number, number],
+  count: number,
+  numClasses: number | undefined,
+) {
+  const toClassifier = (r: GenerationResult) => rescale(r.samples, range, e.classifier.input.range);
+  const referenceOut = await e.classifier.classify(toClassifier(reference), count);
+  const testStats = e.classifier.hasTestStats ? await e.classifier.testStats() : undefined;
+  const classCount = e.classifier.numClasses;
+  return {
+    async score(result: GenerationResult, classes?: number[]) {
+      const out = await e.classifier.classify(toClassifier(result), count);
+      // Accuracy only where the model's class indices can be the classifier's: the same number of classes.
+      const labelled = classes && classCount !== undefined && classCount === numClasses ? classes : undefined;
+      const [n, channels, height, width] = result.dims;
+      const adapted =
+        e.tfup && labelled
+          ? await evaluateTfup(
+              e.tfup.featureModel,
+              { data: toClassifier(result), count: n, channels, height, width },
+              labelled,
+            )
+          : undefined;
+      return {
+        fd: testStats ? frechetDistance(featureStats(out.features, out.featureDim), testStats) : Number.NaN,
+        // Hook for issue 20's unbiased KID (src/metrics/kid.ts, on its branch): computed here from `out.features`
+        // against the classifier's reference features; NaN ("n/a") until that lands.
+        kid: Number.NaN,
+        accuracy: labelled ? accuracy(out.predictions, labelled) : Number.NaN,
+        tfupAccuracy: adapted?.adaptedAccuracy ?? Number.NaN,
+        featureDistance: meanFeatureDistance(out.features, referenceOut.features, out.featureDim),
+      };
     },
   };
+}
+
+/** Values from one range to another (model samples → the classifier's input range). */
+function rescale(data: Float32Array, from: [number, number], to: [number, number]): Float32Array {
+  if (from[0] === to[0] && from[1] === to[1]) return data;
+  const k = (to[1] - to[0]) / (from[1] - from[0]);
+  return data.map((v) => to[0] + (v - from[0]) * k);
+}
+
+export interface RepeatSummary {
+  median: number;
+  min: number;
+  max: number;
+  /** (max − min) ÷ median. */
+  spread: number;
+}
+
+export function summarizeRepeats(values: number[]): RepeatSummary {
+  const mid = median(values);
+  const min = Math.min(...values);
+  const max = Math.max(...values);
+  return { median: mid, min, max, spread: mid > 0 ? (max - min) / mid : 0 };
+}
+
+export function spreadWarning(label: string, r: RepeatSummary, repeats: number): string {
+  return (
+    `warning: ${label}: the ${repeats} timing repeats disagree by ${(r.spread * 100).toFixed(0)} % ` +
+    `(speedup ${r.min.toFixed(2)}–${r.max.toFixed(2)}×, median ${r.median.toFixed(2)}×; over ${SPREAD_WARNING * 100} %): ` +
+    "the machine was likely busy; rerun with more --repeats on a quiet machine before quoting the speedup"
+  );
 }
 
 function images(result: GenerationResult, range: [number, number]) {

@@ -4,8 +4,9 @@ import { renderChart } from "../plot/chart.ts";
 import type { BenchResult } from "./harness.ts";
 
 /**
- * `{"rows": [{"policy", "spec", "wallMs", "speedup", "idealSpeedup", "psnr", "ssim", "fd", "accuracy",
- * "tfupAccuracy", "cacheBytes", …}], "settings": {…}}`. An infinite PSNR (identical images) is written as 1e999, a valid JSON
+ * `{"rows": [{"policy", "spec", "wallMs", "speedup", "speedupRange", "speedupSpread", "idealSpeedup", "psnr", "ssim",
+ * "nlpd", "fd", "kid", "accuracy", "tfupAccuracy", "cacheBytes", …}], "settings": {…}, "warnings": […]}`. Metrics
+ * not available for the model (no evaluation classifier) are null. An infinite PSNR (identical images) is written as 1e999, a valid JSON
  * number that JavaScript's and Python's JSON parsers read back as Infinity.
  */
 export function benchJson(result: BenchResult): string {
@@ -21,21 +22,32 @@ export function jsonWithInfinity(value: unknown, indent?: number): string {
 export function benchMarkdown(result: BenchResult, command: string): string {
   const s = result.settings;
   const fmt = (v: number, digits: number) =>
-    v === Number.POSITIVE_INFINITY ? "∞" : Number.isNaN(v) ? "–" : v.toFixed(digits);
+    v === Number.POSITIVE_INFINITY ? "∞" : Number.isNaN(v) ? "n/a" : v.toFixed(digits);
+  const pct = (v: number) => (Number.isNaN(v) ? "n/a" : `${(v * 100).toFixed(1)} %`);
+  const sampler = s.sampler === "ddim" ? "DDIM" : "Euler";
+  const judged = s.classifier
+    ? `classifier metrics by ${s.classifier} over the same ${s.samples} samples (FD is biased below ~1,000 samples)`
+    : "classifier metrics (FD, KID, accuracy, TFUP, feature dist.): n/a — the model's manifest names no evaluation classifier";
   const lines = [
-    `Measured on ${s.date}, model ${s.model}, ${s.steps} Euler steps, CFG ${s.cfg}; quality over ${s.samples} samples ` +
+    `Measured on ${s.date}, model ${s.model}, ${s.steps} ${sampler} steps, CFG ${s.cfg}; quality over ${s.samples} samples ` +
       `(seeds 0–${s.samples - 1}, classes cycling); timing: median of ${s.repeats} interleaved runs of ${s.timingSamples} ` +
-      `samples, uncached ${fmt(s.uncachedWallMs / 1000, 2)} s. Command: \`${command}\``,
+      `samples (range: min–max speedup over the repeats), uncached ${fmt(s.uncachedWallMs / 1000, 2)} s; ${judged}. ` +
+      `Command: \`${command}\``,
     "",
-    "| policy | speedup (measured) | ideal | measured ÷ ideal | PSNR (dB) | SSIM | FD | accuracy | TFUP accuracy | feature dist. | cache MiB |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| policy | speedup (measured) | ideal | measured ÷ ideal | speedup range | PSNR (dB) | SSIM | NLPD | FD | KID | accuracy | TFUP accuracy | feature dist. | cache MiB |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...result.rows.map(
       (r) =>
-        `| \`${r.label}\` | ${fmt(r.speedup, 2)}× | ${fmt(r.idealSpeedup, 2)}× | ${fmt(r.efficiency, 2)} | ${fmt(r.psnr, 2)} | ` +
-        `${fmt(r.ssim, 4)} | ${fmt(r.fd, 2)} | ${fmt(r.accuracy * 100, 1)} % | ${fmt(r.tfupAccuracy * 100, 1)} % | ${fmt(r.featureDistance, 3)} | ${fmt(r.cacheBytes / 2 ** 20, 1)} |`,
+        `| \`${r.label}\` | ${fmt(r.speedup, 2)}× | ${fmt(r.idealSpeedup, 2)}× | ${fmt(r.efficiency, 2)} | ${range(r.speedupRange)} | ` +
+        `${fmt(r.psnr, 2)} | ${fmt(r.ssim, 4)} | ${fmt(r.nlpd, 3)} | ${fmt(r.fd, 2)} | ${fmt(r.kid, 4)} | ${pct(r.accuracy)} | ` +
+        `${pct(r.tfupAccuracy)} | ${fmt(r.featureDistance, 3)} | ${fmt(r.cacheBytes / 2 ** 20, 1)} |`,
     ),
   ];
   return `${lines.join("\n")}\n`;
+}
+
+function range(r: [number, number] | undefined): string {
+  return r ? `${r[0].toFixed(2)}–${r[1].toFixed(2)}×` : "n/a";
 }
 
 /** One labelled point per policy setting; identical-to-uncached rows (PSNR ∞) are drawn at the top edge. */

@@ -1,18 +1,22 @@
 /** `ditto bench`: fidelity and speed of cache policies, measured side by side in one run. */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { type BenchSettings, DEFAULT_SETTINGS, QUICK_SETTINGS, runBench } from "../bench/harness.ts";
+import { type BenchSettings, checkEvaluation, DEFAULT_SETTINGS, QUICK_SETTINGS, runBench } from "../bench/harness.ts";
 import { benchJson, benchMarkdown, benchPlot } from "../bench/report.ts";
 import { parseCacheSpec } from "../cache/registry.ts";
 import { InputError } from "../errors.ts";
 import { loadPipeline, type Pipeline } from "../pipeline.ts";
 import { readSweep } from "../schema/sweep.ts";
 import { parseNumber } from "./args.ts";
-import { MODEL_HELP, MODEL_OPTIONS, sessionOptions } from "./common.ts";
+import { MODEL_HELP, MODEL_OPTIONS, REVIEW_HELP, REVIEW_OPTIONS, refuseUnreviewed, sessionOptions } from "./common.ts";
 import { checkOutputFile } from "./output-path.ts";
 import { Progress } from "./progress.ts";
 
 const HELP = `Usage: ditto bench [options]
+
+Speed (median and range of interleaved repeats; a warning when they disagree by over 15 %) and quality vs the
+uncached run: PSNR, SSIM and NLPD for any model; accuracy, FD, KID and TFUP only with the evaluation classifier
+the model's manifest names ("evaluation": {"classifier": DIR}), otherwise "n/a".
 
   --policies LIST    cache specs separated by ';' (repeatable), e.g. "none;fora:interval=3;taylorseer:interval=4,order=1"
   --sweep FILE.json  {"settings": {...}, "policies": [specs]} (bench/sweep.json)
@@ -26,6 +30,7 @@ const HELP = `Usage: ditto bench [options]
   --plot FILE.png    Pareto chart: measured speedup vs PSNR, one labelled point per setting
   --markdown         print the table as Markdown
   --out PREFIX       write PREFIX.json, PREFIX.md and PREFIX.png
+${REVIEW_HELP}
 ${MODEL_HELP}
 `;
 
@@ -34,6 +39,7 @@ export async function run(argv: string[]): Promise<void> {
     args: argv,
     options: {
       ...MODEL_OPTIONS,
+      ...REVIEW_OPTIONS,
       policies: { type: "string", multiple: true },
       sweep: { type: "string" },
       samples: { type: "string" },
@@ -80,6 +86,7 @@ export async function run(argv: string[]): Promise<void> {
   if (values.plot) checkOutputFile("plot", values.plot, "bench.png");
   if (values.out) for (const ext of ["json", "md", "png"]) checkOutputFile("out", `${values.out}.${ext}`, "bench");
 
+  await checkEvaluation(await refuseUnreviewed(values));
   const pipeline = await loadPipeline(values.model, { session: sessionOptions(values) });
   if (!values.quiet) process.stderr.write(`${await estimate(pipeline, specs.length, settings)}\n`);
   let bar: Progress | undefined;
@@ -87,6 +94,7 @@ export async function run(argv: string[]): Promise<void> {
     bar ??= new Progress("bench", p.total, !values.quiet);
     bar.update(p.done, p.label);
   });
+  for (const warning of result.warnings) process.stderr.write(`${warning}\n`);
   const command = `ditto bench ${argv.map(shellQuote).join(" ")}`;
   const write = (path: string, data: string | Buffer) => writeFileSync(path, data);
   const markdown = benchMarkdown(result, command);

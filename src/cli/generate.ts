@@ -1,5 +1,6 @@
 /** `ditto generate`: sample images with a cache policy and write a PNG grid. */
 import { parseArgs } from "node:util";
+import { type RepeatSummary, SPREAD_WARNING, summarizeRepeats } from "../bench/harness.ts";
 import { jsonWithInfinity } from "../bench/report.ts";
 import type { RunReport } from "../cache/engine.ts";
 import type { CachePolicy } from "../cache/policy.ts";
@@ -7,13 +8,14 @@ import { parseCacheSpec, policyFromConfig } from "../cache/registry.ts";
 import { InputError } from "../errors.ts";
 import { gridPng, toUnitRange } from "../image/png.ts";
 import { psnr, ssim } from "../metrics/fidelity.ts";
+import { nlpd } from "../metrics/nlpd.ts";
 import { writePng } from "../node/png-file.ts";
 import { type GenerationResult, loadPipeline } from "../pipeline.ts";
 import type { CfgMode } from "../sampling/denoise.ts";
 import type { SamplerKind } from "../sampling/samplers.ts";
 import { readCacheConfig } from "../schema/cache-config.ts";
 import { parseIntList, parseNumber } from "./args.ts";
-import { MODEL_HELP, MODEL_OPTIONS, sessionOptions } from "./common.ts";
+import { MODEL_HELP, MODEL_OPTIONS, REVIEW_HELP, REVIEW_OPTIONS, refuseUnreviewed, sessionOptions } from "./common.ts";
 import { checkOutputFile } from "./output-path.ts";
 import { Progress } from "./progress.ts";
 
@@ -36,6 +38,9 @@ Generates one image per (class, seed) pair — rows are classes, columns seeds �
   --scale N          pixel upscaling of the grid (default 4)
   --json             print a machine-readable summary on stdout
   --compare          also run uncached on the same samples: adds speedup, PSNR and SSIM to the summary
+  --repeats N        with --compare: interleaved cached/uncached runs (default 3); reports the median speedup and
+                     its range, and warns when the repeats disagree by more than 15 %
+${REVIEW_HELP}
 ${MODEL_HELP}
 `;
 
@@ -44,6 +49,7 @@ export async function run(argv: string[]): Promise<void> {
     args: argv,
     options: {
       ...MODEL_OPTIONS,
+      ...REVIEW_OPTIONS,
       classes: { type: "string" },
       seeds: { type: "string" },
       seed: { type: "string" },
@@ -59,6 +65,7 @@ export async function run(argv: string[]): Promise<void> {
       scale: { type: "string", default: "4" },
       json: { type: "boolean", default: false },
       compare: { type: "boolean", default: false },
+      repeats: { type: "string" },
     },
     strict: true,
   });
@@ -83,8 +90,12 @@ export async function run(argv: string[]): Promise<void> {
   const stepsFlag = parseNumber("steps", values.steps, true, { min: 1, max: 10_000 });
   const cfg = parseNumber("cfg", values.cfg, false, { min: 0 });
   const shift = parseNumber("shift", values.shift, false, { min: Number.MIN_VALUE });
+  const repeats = parseNumber("repeats", values.repeats, true, { min: 1, max: 100 }) ?? 3;
+  if (values.repeats !== undefined && !values.compare)
+    throw new InputError("OPTION_INVALID", "--repeats times the comparison: give it with --compare");
   const policy = cachePolicy(values.cache, values["cache-config"]);
   const out = checkOutputFile("out", values.out, "ditto-grid.png");
+  await refuseUnreviewed(values);
   const pipeline = await loadPipeline(values.model, { session: sessionOptions(values) });
   const m = pipeline.manifest;
   const numClasses = m.inputs.condition?.numClasses;
@@ -94,7 +105,6 @@ export async function run(argv: string[]): Promise<void> {
   const seeds = classList ? classList.flatMap(() => seedList) : seedList;
   const steps = stepsFlag ?? m.recommended?.steps ?? 50;
   const batches = Math.ceil(seeds.length / (batch ?? 16));
-  const progress = new Progress(values.compare ? "generate (cached)" : "generate", batches * steps, !values.quiet);
   const request = {
     classes,
     seeds,
@@ -105,22 +115,46 @@ export async function run(argv: string[]): Promise<void> {
     sampler: sampler as SamplerKind | undefined,
     batch,
   };
-  if (values.compare) {
+  const runs = values.compare ? 2 * repeats : 1;
+  const label = values.compare ? `generate --compare (${repeats} × cached + uncached)` : "generate";
+  const progress = new Progress(label, runs * batches * steps, !values.quiet);
+  let run = 0;
+  const timed = async (cache?: CachePolicy) => {
+    const offset = run++ * batches * steps;
+    return pipeline.generate({
+      ...request,
+      cache,
+      onStep: (p) => progress.update(offset + p.batch * p.steps + p.step + 1),
+    });
+  };
+  let result: GenerationResult;
+  let timing: CompareTiming | undefined;
+  if (!values.compare) result = await timed(policy);
+  else {
     // Warm both engines (sessions, first-run allocations) on one sample at the real step count — calibrated
     // policies refuse any other — so set-up stays out of the comparison.
     const one = { ...request, seeds: seeds.slice(0, 1), classes: classes?.slice(0, 1) };
     await pipeline.generate({ ...one, cache: policy });
     await pipeline.generate(one);
-  }
-  const result = await pipeline.generate({
-    ...request,
-    cache: policy,
-    onStep: (p) => progress.update(p.batch * p.steps + p.step + 1),
-  });
-  let reference: GenerationResult | undefined;
-  if (values.compare) {
-    const bar = new Progress("generate (uncached reference)", batches * steps, !values.quiet);
-    reference = await pipeline.generate({ ...request, onStep: (p) => bar.update(p.batch * p.steps + p.step + 1) });
+    // Interleaved repeats, the order alternating (C U, U C, …) so drift and warm-cache effects cancel; one pair on
+    // a loaded machine can be off by 2× (issue 14); the median of paired ratios, with its range shown, is steadier.
+    const cached: GenerationResult[] = [];
+    const uncached: GenerationResult[] = [];
+    for (let r = 0; r < repeats; r++) {
+      if (r % 2 === 0) {
+        cached.push(await timed(policy));
+        uncached.push(await timed());
+      } else {
+        uncached.push(await timed());
+        cached.push(await timed(policy));
+      }
+    }
+    result = cached[0];
+    timing = compareTiming(
+      uncached[0],
+      cached.map((x) => x.wallMs),
+      uncached.map((x) => x.wallMs),
+    );
   }
   const [n, c, h, w] = result.dims;
   writePng(
@@ -150,29 +184,76 @@ export async function run(argv: string[]): Promise<void> {
     nonFiniteFallbacks: summary.nonFiniteFallbacks,
     finite: result.samples.every(Number.isFinite),
     out,
-    ...(reference ? compare(result, reference, m.image.range) : {}),
+    ...(timing ? compare(result, timing.reference, m.image.range, timing) : {}),
   };
   if (values.json) process.stdout.write(`${jsonWithInfinity(report)}\n`);
   else {
     process.stdout.write(
-      `wrote ${out}: ${n} images, ${steps} steps, cache ${summary.spec}, ${(result.wallMs / 1000).toFixed(2)} s, ideal speedup ${summary.idealSpeedup.toFixed(2)}×\n`,
+      `wrote ${out}: ${n} images, ${steps} steps, cache ${summary.spec}, ${(report.wallMs / 1000).toFixed(2)} s, ideal speedup ${summary.idealSpeedup.toFixed(2)}×\n`,
     );
+    if (timing)
+      process.stdout.write(
+        `vs uncached (median of ${timing.repeats} interleaved repeats): speedup ${fmtRange(timing.speedup, "×")}, ` +
+          `PSNR ${report.psnr} dB, SSIM ${report.ssim ?? "n/a"}, NLPD ${report.nlpd}\n`,
+      );
   }
+  if (timing?.warning) process.stderr.write(`${timing.warning}\n`);
   if (!report.finite)
     process.stderr.write("warning: the output holds NaN or Inf values; the image shows them as black\n");
   await pipeline.release();
 }
 
-/** Measured speedup and fidelity against the uncached run of the same samples (--compare). */
-function compare(result: GenerationResult, reference: GenerationResult, range: [number, number]) {
+interface CompareTiming {
+  reference: GenerationResult;
+  repeats: number;
+  cached: RepeatSummary;
+  uncached: RepeatSummary;
+  /** Paired ratios uncached ÷ cached, one per repeat. */
+  speedup: RepeatSummary;
+  warning?: string;
+}
+
+/** Medians and ranges over the interleaved repeats; a warning when any of them spreads over 15 %. */
+export function compareTiming(reference: GenerationResult, cached: number[], uncached: number[]): CompareTiming {
+  const speedup = summarizeRepeats(cached.map((c, i) => uncached[i] / c));
+  const stats = { cached: summarizeRepeats(cached), uncached: summarizeRepeats(uncached), speedup };
+  const worst = Object.entries(stats).sort((a, b) => b[1].spread - a[1].spread)[0];
+  const warning =
+    worst[1].spread > SPREAD_WARNING
+      ? `warning: the ${cached.length} interleaved repeats disagree by ${(worst[1].spread * 100).toFixed(0)} % ` +
+        `(${worst[0] === "speedup" ? "speedup" : `${worst[0]} wall time`} ${fmtRange(worst[1], worst[0] === "speedup" ? "×" : " ms")}; ` +
+        `over ${SPREAD_WARNING * 100} %): the machine was likely busy; use more --repeats or a quieter machine before quoting it`
+      : undefined;
+  return { reference, repeats: cached.length, ...stats, warning };
+}
+
+function fmtRange(r: RepeatSummary, unit: string): string {
+  const digits = unit === "×" ? 2 : 0;
+  return `${r.min.toFixed(digits)}–${r.max.toFixed(digits)}${unit}, median ${r.median.toFixed(digits)}${unit}`;
+}
+
+/**
+ * Measured speedup (median of the paired ratios, with its range) and fidelity against the uncached run of the same
+ * samples (--compare). `wallMs`/`uncachedWallMs` are the medians over the repeats.
+ */
+function compare(result: GenerationResult, reference: GenerationResult, range: [number, number], t: CompareTiming) {
   const [count, channels, height, width] = result.dims;
   const img = (r: GenerationResult) => ({ data: toUnitRange(r.samples, range), count, channels, height, width });
   const p = psnr(img(result), img(reference));
+  const r1 = (v: number) => Math.round(v * 10) / 10;
+  const r3 = (v: number) => Math.round(v * 1000) / 1000;
   return {
-    uncachedWallMs: Math.round(reference.wallMs * 10) / 10,
-    speedup: Math.round((reference.wallMs / result.wallMs) * 1000) / 1000,
+    wallMs: r1(t.cached.median),
+    uncachedWallMs: r1(t.uncached.median),
+    speedup: r3(t.speedup.median),
     psnr: Number.isFinite(p) ? Math.round(p * 100) / 100 : p,
-    ssim: Math.round(ssim(img(result), img(reference)) * 10000) / 10000,
+    ssim: height >= 11 && width >= 11 ? Math.round(ssim(img(result), img(reference)) * 10000) / 10000 : null,
+    nlpd: Math.round(nlpd(img(result), img(reference)) * 10000) / 10000,
+    repeats: t.repeats,
+    speedupRange: [r3(t.speedup.min), r3(t.speedup.max)],
+    wallMsRange: [r1(t.cached.min), r1(t.cached.max)],
+    uncachedWallMsRange: [r1(t.uncached.min), r1(t.uncached.max)],
+    spread: r3(Math.max(t.speedup.spread, t.cached.spread, t.uncached.spread)),
   };
 }
 

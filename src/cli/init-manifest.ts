@@ -14,6 +14,9 @@ const HELP = `Usage: ditto init-manifest MODEL.onnx [--out manifest.json] [--for
 
 Guesses the input roles (sample, timestep, class), the class count and the image layout from the graph, and
 writes them with a "needsReview" list of fields you must check (objective, time convention, value range).
+An integer timestep input is taken as a DDPM step index (epsilon objective, DDIM, trainSteps 1000); a class table
+gets a null (guidance) row only when its size says so (11 = 10 classes + null), otherwise no guidance.
+generate, bench and profile refuse the manifest until "needsReview" is deleted (or --accept-guesses is given).
 `;
 
 export async function run(argv: string[]): Promise<void> {
@@ -54,6 +57,7 @@ export async function run(argv: string[]): Promise<void> {
   }
   writeFileSync(out, `${JSON.stringify(manifest, null, 2)}\n`);
   process.stdout.write(
-    `wrote ${out}\nCheck these fields, then delete "needsReview": ${manifest.needsReview?.join(", ")}\n`,
+    `wrote ${out}\nCheck these fields, then delete "needsReview" (generate, bench and profile refuse the manifest until ` +
+      `then, unless --accept-guesses): ${manifest.needsReview?.join(", ")}\n`,
   );
 }

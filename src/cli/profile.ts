@@ -6,7 +6,7 @@ import { loadPipeline, type Pipeline } from "../pipeline.ts";
 import { type ArtifactHeader, readArtifact, writeArtifact } from "../profiling/artifact.ts";
 import type { CalibrationOptions } from "../profiling/calibration.ts";
 import { parseNumber } from "./args.ts";
-import { MODEL_HELP, MODEL_OPTIONS, sessionOptions } from "./common.ts";
+import { MODEL_HELP, MODEL_OPTIONS, REVIEW_HELP, REVIEW_OPTIONS, refuseUnreviewed, sessionOptions } from "./common.ts";
 import { checkOutputFile } from "./output-path.ts";
 import { Progress } from "./progress.ts";
 
@@ -138,6 +138,7 @@ loads, e.g. --cache teacache:calibration=FILE.json.
   --plot FILE.png    a picture of what was profiled
   --set KEY=VALUE    method-specific settings (repeatable), e.g. --set lambda=0.1; each method's keys:
 ${setHelp()}
+${REVIEW_HELP}
 ${MODEL_HELP}
 `;
 
@@ -146,6 +147,7 @@ export async function run(argv: string[]): Promise<void> {
     args: argv,
     options: {
       ...MODEL_OPTIONS,
+      ...REVIEW_OPTIONS,
       method: { type: "string" },
       steps: { type: "string" },
       cfg: { type: "string" },
@@ -177,6 +179,7 @@ export async function run(argv: string[]): Promise<void> {
   };
   const out = checkOutputFile("out", values.out ?? `ditto-${name}.json`, `ditto-${name}.json`);
   const plot = values.plot === undefined ? undefined : checkOutputFile("plot", values.plot, `${name}.png`);
+  await refuseUnreviewed(values);
   const method = await load();
   const pipeline = await loadPipeline(values.model, { session: sessionOptions(values) });
   const started = performance.now();

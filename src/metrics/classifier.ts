@@ -3,7 +3,7 @@
  * Fréchet distance and the feature distance to uncached samples; plus its test-set statistics and image subset.
  */
 import { Tensor } from "onnxruntime-common";
-import { ModelError } from "../errors.ts";
+import { InputError, ModelError } from "../errors.ts";
 import { DEFAULT_CLASSIFIER_DIR } from "../model/manifest.ts";
 import { platform } from "../platform.ts";
 import type { Backend, Session, SessionOptions } from "../runtime/backend.ts";
@@ -17,22 +17,56 @@ export interface ClassifierOutput {
 }
 
 interface ClassifierManifest {
+  name?: string;
   onnx: string;
   testAccuracy: number;
-  testStats: string;
-  testSubset: { images: string; labels: string; count: number };
-  inputs: { image: { shape: (number | string)[]; range: [number, number] } };
+  /** Feature mean and covariance over a reference set (the FD reference); without it FD is not available. */
+  testStats?: string;
+  testSubset?: { images: string; labels: string; count: number };
+  /** One image input: [batch, C, H, W] and its value range. */
+  inputs: Record<string, { shape: (number | string)[]; range?: [number, number] }>;
+  outputs?: Record<string, { shape?: (number | string)[] }>;
+  classNames?: string[];
+  /** TFUP's feature head (src/adapt/classifier-files.ts). */
+  featureHead?: { features?: string; classEmbeddings?: string };
 }
 
 export class Classifier {
   readonly dir: string;
   readonly manifest: ClassifierManifest;
+  /** The image input's name, layout [C, H, W] and value range. */
+  readonly input: { name: string; shape: [number, number, number]; range: [number, number] };
   private readonly session: Session;
 
   private constructor(dir: string, manifest: ClassifierManifest, session: Session) {
     this.dir = dir;
     this.manifest = manifest;
     this.session = session;
+    const [name, spec] = Object.entries(manifest.inputs ?? {})[0] ?? [];
+    const [, c, h, w] = spec?.shape ?? [];
+    if (!name || typeof c !== "number" || typeof h !== "number" || typeof w !== "number")
+      throw new ModelError(
+        "MANIFEST_INVALID",
+        `${dir}/manifest.json must give the image input as "inputs": {"<name>": {"shape": ["batch", C, H, W], "range": [lo, hi]}}`,
+        { dir },
+      );
+    this.input = { name, shape: [c, h, w], range: spec?.range ?? [-1, 1] };
+  }
+
+  /** A short name for reports. */
+  get name(): string {
+    return this.manifest.name ?? this.dir.split(/[\\/]/).pop() ?? this.dir;
+  }
+
+  /** Classes the classifier tells apart: its class names, else the logits' width; undefined if neither is given. */
+  get numClasses(): number | undefined {
+    const width = this.manifest.outputs?.logits?.shape?.[1];
+    return this.manifest.classNames?.length ?? (typeof width === "number" ? width : undefined);
+  }
+
+  /** Whether FD has a reference (the manifest names feature statistics). */
+  get hasTestStats(): boolean {
+    return typeof this.manifest.testStats === "string";
   }
 
   static async load(
@@ -56,16 +90,23 @@ export class Classifier {
     return new Classifier(dir, manifest, session);
   }
 
-  /** Classifies images given in [-1, 1] (the model's sample range), [N, 1, 28, 28]; clamps out-of-range values. */
+  /** Classifies images given in the classifier's input range, [N, C, H, W]; clamps out-of-range values. */
   async classify(images: Float32Array, count: number, batch = 250): Promise<ClassifierOutput> {
     const per = images.length / count;
+    const [c, h, w] = this.input.shape;
+    const [lo, hi] = this.input.range;
+    if (per !== c * h * w)
+      throw new InputError(
+        "INPUT_INVALID",
+        `the evaluation classifier ${this.name} takes ${c}×${h}×${w} images, got ${per} values per image`,
+      );
     const logits: number[] = [];
     const features: number[] = [];
     let featureDim = 0;
     for (let start = 0; start < count; start += batch) {
       const n = Math.min(batch, count - start);
-      const x = images.slice(start * per, (start + n) * per).map((v) => Math.min(1, Math.max(-1, v)));
-      const out = await this.session.run({ image: new Tensor("float32", x, [n, 1, 28, 28]) });
+      const x = images.slice(start * per, (start + n) * per).map((v) => Math.min(hi, Math.max(lo, v)));
+      const out = await this.session.run({ [this.input.name]: new Tensor("float32", x, [n, c, h, w]) });
       for (const v of out.logits.data as Float32Array) logits.push(v);
       for (const v of out.features.data as Float32Array) features.push(v);
       featureDim = out.features.dims[1];
@@ -82,11 +123,15 @@ export class Classifier {
 
   /** Mean and covariance of the features over the 10,000 Fashion-MNIST test images (the FD reference). */
   async testStats(): Promise<FeatureStats> {
+    if (!this.manifest.testStats)
+      throw new ModelError("MANIFEST_INVALID", `${this.dir}/manifest.json names no "testStats" (FD's reference)`);
     return JSON.parse(await platform().readText(platform().join(this.dir, this.manifest.testStats))) as FeatureStats;
   }
 
   /** The shipped test subset, images scaled to [-1, 1]. */
   async testSubset(): Promise<{ images: Float32Array; labels: Int32Array; count: number }> {
+    if (!this.manifest.testSubset)
+      throw new ModelError("MANIFEST_INVALID", `${this.dir}/manifest.json names no "testSubset"`);
     const images = await readIdx(platform().join(this.dir, this.manifest.testSubset.images));
     const labels = await readIdx(platform().join(this.dir, this.manifest.testSubset.labels));
     return {

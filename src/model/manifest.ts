@@ -63,6 +63,12 @@ export interface ModelManifest {
   classNames?: string[];
   recommended?: { sampler?: "euler" | "ddim"; steps?: number; cfgScale?: number; shift?: number };
   structure?: StructureOverride;
+  /**
+   * The classifier that judges this model's samples (accuracy, FD, KID): a folder, relative to the manifest, holding
+   * the classifier's ONNX and manifest.json (input [batch, C, H, W] and range, classes). Without one, bench reports
+   * only the reference-based metrics (PSNR, SSIM, NLPD) and says the classifier columns are not available.
+   */
+  evaluation?: { classifier: string };
   /** Fields `ditto init-manifest` guessed and a person must confirm. */
   needsReview?: string[];
   [extra: string]: unknown;
@@ -127,4 +133,27 @@ export function validateManifest(raw: unknown, source: string): ModelManifest {
     error: ModelError,
     fix: 'See README, "Bring your own ONNX DiT", for each field; `ditto init-manifest MODEL.onnx` writes a starting point.',
   }) as ModelManifest;
+}
+
+/**
+ * Refuses a manifest that still lists guesses under `needsReview` (from `ditto init-manifest`): running unchecked
+ * guesses (a wrong objective or time convention) gives noise without any error. `acceptGuesses` runs it anyway;
+ * the fields still unchecked are returned so the caller can warn.
+ */
+export function checkReviewed(manifest: ModelManifest, source: string, acceptGuesses = false): string[] {
+  const fields = manifest.needsReview ?? [];
+  if (fields.length === 0 || acceptGuesses) return fields;
+  throw new ModelError(
+    "MANIFEST_UNREVIEWED",
+    `${source} still lists guessed fields under "needsReview": ${fields.join(", ")}. Check each against how the ` +
+      'model was trained (README, "Bring your own ONNX DiT"), then delete "needsReview" from the manifest; or pass ' +
+      "--accept-guesses to run with the guesses as they are.",
+    { path: source, needsReview: fields },
+  );
+}
+
+/** The evaluation classifier's folder, resolved against the manifest's; undefined when the manifest names none. */
+export function evaluationClassifierDir(manifest: ResolvedManifest): string | undefined {
+  const dir = manifest.evaluation?.classifier;
+  return dir ? platform().resolve(manifest.dir, dir) : undefined;
 }

@@ -5,7 +5,6 @@
  * Quality is reported against the float uncached images first and, second, against the row model's own uncached
  * images (shared/specs/tfmq.md, Pitfall 7).
  */
-import type { BenchResult } from "../bench/harness.ts";
 import { benchPlot } from "../bench/report.ts";
 import { parseCacheSpec } from "../cache/registry.ts";
 import { toUnitRange } from "../image/png.ts";
@@ -159,9 +158,13 @@ export function quantBenchPlot(result: QuantBenchResult): Promise<Buffer> {
     wallMs: r.wallMs,
     speedup: r.speedup,
     idealSpeedup: r.idealSpeedup,
+    speedupRange: [r.speedup, r.speedup] as [number, number],
+    speedupSpread: 0,
     psnr: r.psnrVsFloat,
     ssim: r.ssimVsFloat,
+    nlpd: Number.NaN,
     fd: r.fd,
+    kid: Number.NaN,
     accuracy: r.accuracy,
     tfupAccuracy: Number.NaN,
     cacheBytes: 0,
@@ -171,8 +174,9 @@ export function quantBenchPlot(result: QuantBenchResult): Promise<Buffer> {
   const s = result.settings;
   return benchPlot({
     rows,
-    settings: { ...s, model: "fashion-dit float vs int8", uncachedWallMs: s.floatUncachedWallMs },
-  } as BenchResult);
+    settings: { ...s, model: "fashion-dit float vs int8", uncachedWallMs: s.floatUncachedWallMs, classifier: null },
+    warnings: [],
+  });
 }
 
 type Images = ReturnType<typeof images>;

@@ -82,5 +82,10 @@ export const manifestSchema = z.looseObject({
         .min(2, { error: "must list h_0 … h_L, the tensors between blocks (at least two names)" }),
     })
     .optional(),
+  evaluation: z
+    .looseObject({
+      classifier: name("the evaluation classifier's folder (with its manifest.json), relative to this manifest"),
+    })
+    .optional(),
   needsReview: z.array(z.string()).optional(),
 });

@@ -73,13 +73,26 @@ export function ertacache(options: ErtaCacheOptions = {}): CachePolicy {
   const path = o.artifact as string;
   const artifact = readArtifact<ErtaCacheArtifact>(path, "ertacache");
   const reuse = o.policy ? artifact.reuse : uniformReuse(artifact.reuse);
-  const adjustable = (ctx: RunContext) => (o.adjust as boolean) && ctx.sampler.kind === "euler";
+  // φ shrinks an Euler step in flow time and re-budgets the rest (spec, "Online stage"); DDIM's steps sit on the
+  // DDPM train-step grid, where that rescaling has no meaning. Refused, not silently dropped while the spec says on.
+  const adjustable = (ctx: RunContext) => {
+    if (o.adjust && ctx.sampler.kind !== "euler") {
+      throw new InputError(
+        "OPTION_INVALID",
+        `ertacache option adjust=true (timestep adjustment, on by default) needs the Euler sampler; this run samples ` +
+          `with ${ctx.sampler.kind.toUpperCase()}. Pass adjust=false, e.g. ertacache:artifact=${path},adjust=false`,
+        { policy: "ertacache", option: "adjust", sampler: ctx.sampler.kind },
+      );
+    }
+    return o.adjust as boolean;
+  };
   return {
     name: "ertacache",
     spec: formatSpec("ertacache", ERTACACHE_OPTIONS, o),
     units: stackUnit,
     createState: (ctx) => {
       checkArtifact(artifact, ctx, "ertacache", path);
+      adjustable(ctx);
       return new ErtaState(reuse);
     },
     createHooks: (ctx) => {

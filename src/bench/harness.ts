@@ -11,6 +11,7 @@ import { toUnitRange } from "../image/png.ts";
 import { accuracy, Classifier, meanFeatureDistance } from "../metrics/classifier.ts";
 import { psnr, ssim } from "../metrics/fidelity.ts";
 import { featureStats, frechetDistance } from "../metrics/frechet.ts";
+import { classCondition, requireImage } from "../model/manifest.ts";
 import type { GenerationResult, Pipeline } from "../pipeline.ts";
 import type { CfgMode } from "../sampling/denoise.ts";
 
@@ -76,9 +77,10 @@ export async function runBench(
   const policies: CachePolicy[] = specs.map((s) => parseCacheSpec(s));
   const classifier = await Classifier.load();
   const m = pipeline.manifest;
-  const numClasses = m.inputs.condition?.numClasses ?? 1;
+  const image = requireImage(m, "ditto bench");
+  const numClasses = classCondition(m)?.numClasses ?? 1;
   const seeds = Array.from({ length: settings.samples }, (_, i) => i);
-  const classes = m.inputs.condition ? seeds.map((i) => i % numClasses) : undefined;
+  const classes = classCondition(m) ? seeds.map((i) => i % numClasses) : undefined;
   const quality = {
     seeds,
     classes,
@@ -90,7 +92,7 @@ export async function runBench(
   const timingSeeds = Array.from({ length: settings.timingSamples }, (_, i) => 10_000 + i);
   const timing = {
     seeds: timingSeeds,
-    classes: m.inputs.condition ? timingSeeds.map((i) => i % numClasses) : undefined,
+    classes: classCondition(m) ? timingSeeds.map((i) => i % numClasses) : undefined,
     steps: settings.steps,
     cfg: settings.cfg,
     cfgMode: settings.cfgMode,
@@ -110,7 +112,7 @@ export async function runBench(
     });
   tick("warm-up");
   const reference = await pipeline.generate({ ...quality, cache: "none" });
-  const referenceImages = images(reference, m.image.range);
+  const referenceImages = images(reference, image.range);
   const referenceOut = await classifier.classify(reference.samples, settings.samples);
   const testStats = classifier.testStats();
   tick("uncached reference");
@@ -135,7 +137,7 @@ export async function runBench(
     }
     uncachedWall = uncachedWall.concat(pairs.map((p) => p.a));
     const speedup = median(pairs.map((p) => p.a / p.b));
-    const img = images(result, m.image.range);
+    const img = images(result, image.range);
     rows.push({
       policy: policy.name,
       label: specs[index].trim(),

@@ -9,6 +9,7 @@ import { parseCacheSpec, policyFromConfig } from "../cache/registry.ts";
 import { InputError } from "../errors.ts";
 import { gridPng, toUnitRange, writePng } from "../image/png.ts";
 import { psnr, ssim } from "../metrics/fidelity.ts";
+import { classCondition, requireImage } from "../model/manifest.ts";
 import { type GenerationResult, loadPipeline } from "../pipeline.ts";
 import type { CfgMode } from "../sampling/denoise.ts";
 import type { SamplerKind } from "../sampling/samplers.ts";
@@ -75,8 +76,9 @@ export async function run(argv: string[]): Promise<void> {
   }
   const pipeline = await loadPipeline(values.model, { session: sessionOptions(values) });
   const m = pipeline.manifest;
-  const numClasses = m.inputs.condition?.numClasses;
-  const classList = m.inputs.condition ? parseIntList("classes", values.classes ?? "all", numClasses) : undefined;
+  const image = requireImage(m, "ditto generate");
+  const numClasses = classCondition(m)?.numClasses;
+  const classList = classCondition(m) ? parseIntList("classes", values.classes ?? "all", numClasses) : undefined;
   const seedList = values.seeds
     ? parseIntList("seeds", values.seeds)
     : [parseNumber("seed", values.seed ?? "0", true) as number];
@@ -120,7 +122,7 @@ export async function run(argv: string[]): Promise<void> {
   writePng(
     out,
     gridPng(
-      { data: toUnitRange(result.samples, m.image.range), count: n, channels: c, height: h, width: w },
+      { data: toUnitRange(result.samples, image.range), count: n, channels: c, height: h, width: w },
       seedList.length,
       2,
       scale,
@@ -144,7 +146,7 @@ export async function run(argv: string[]): Promise<void> {
     nonFiniteFallbacks: summary.nonFiniteFallbacks,
     finite: result.samples.every(Number.isFinite),
     out,
-    ...(reference ? compare(result, reference, m.image.range) : {}),
+    ...(reference ? compare(result, reference, image.range) : {}),
   };
   if (values.json) process.stdout.write(`${jsonWithInfinity(report)}\n`);
   else {

@@ -15,6 +15,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   "init-manifest": { summary: "write a manifest.json for your own ONNX DiT", load: () => import("./init-manifest.ts") },
   policies: { summary: "list the cache policies and their options", load: () => import("./policies.ts") },
   bench: { summary: "fidelity and speed of cache policies, side by side", load: () => import("./bench.ts") },
+  rollout: {
+    summary: "closed-loop task success of a diffusion policy, cached vs uncached",
+    load: () => import("./rollout.ts"),
+  },
   profile: {
     summary: "offline calibration for a cache policy (writes a JSON artifact)",
     load: () => import("./profile.ts"),

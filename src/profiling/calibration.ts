@@ -6,6 +6,7 @@ import type { CachePolicy, RunContext } from "../cache/policy.ts";
 import type { Pipeline } from "../pipeline.ts";
 import type { CfgMode } from "../sampling/denoise.ts";
 import { createSampler } from "../sampling/samplers.ts";
+import { classCondition } from "../model/manifest.ts";
 
 export interface CalibrationOptions {
   steps?: number;
@@ -32,7 +33,7 @@ export function calibrationSet(pipeline: Pipeline, options: CalibrationOptions, 
   const m = pipeline.manifest;
   const n = options.items ?? defaultItems;
   const seeds = Array.from({ length: n }, (_, i) => (options.seed ?? 1000) + i);
-  const numClasses = m.inputs.condition?.numClasses;
+  const numClasses = classCondition(m)?.numClasses;
   return {
     seeds,
     classes: numClasses ? seeds.map((_, i) => i % numClasses) : undefined,

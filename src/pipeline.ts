@@ -13,7 +13,7 @@ import { classCondition, observationSpec, sampleShape } from "./model/manifest.t
 import { type DiT, type LoadOptions, loadDiT } from "./runtime/dit.ts";
 import { checkSampleShape } from "./runtime/model-inputs.ts";
 import type { CfgMode, StepResult } from "./sampling/denoise.ts";
-import { batchNoise } from "./sampling/noise.ts";
+import { batchNoise, gaussianNoise } from "./sampling/noise.ts";
 import { createSampler, type SamplerKind } from "./sampling/samplers.ts";
 
 export interface GenerateOptions {
@@ -94,6 +94,13 @@ export class Pipeline {
     const n = seeds.length;
     const shape = sampleShape(m);
     const perSample = shape.reduce((a, b) => a * b, 1);
+    const sampler = createSampler(m, {
+      steps: options.steps ?? m.recommended?.steps ?? 50,
+      shift: options.shift,
+      kind: options.sampler,
+    });
+    // An ancestral sampler draws fresh noise every step: each sample's from its own seed, after its initial noise.
+    const draws = sampler.stochastic ? seeds.map((s) => gaussianNoise(s, perSample * (sampler.steps + 1))) : undefined;
     const noise = options.noise ?? batchNoise(seeds, perSample);
     if (noise.length !== n * perSample) {
       throw new InputError(
@@ -109,11 +116,6 @@ export class Pipeline {
         `this policy needs one observation of ${obsDim} values per sample: ${n} samples need ${n * obsDim} values (got ${options.observations?.length ?? "none"})`,
       );
     }
-    const sampler = createSampler(m, {
-      steps: options.steps ?? m.recommended?.steps ?? 50,
-      shift: options.shift,
-      kind: options.sampler,
-    });
     const cfgScale = options.cfg ?? m.recommended?.cfgScale ?? 1;
     if (!(cfgScale >= 0)) throw new InputError("OPTION_INVALID", `--cfg must be ≥ 0 (got ${cfgScale})`);
     const batchSize = options.batch ?? 16;
@@ -138,6 +140,7 @@ export class Pipeline {
           cfgScale: classes ? cfgScale : 1,
           cfgMode: options.cfgMode,
           sampler,
+          stepNoise: draws && ((step) => stepNoiseRows(draws.slice(lo, hi), perSample, step + 1)),
         },
         options.observer && ((event) => options.observer?.({ ...event, batch: b })),
       )) {
@@ -201,4 +204,11 @@ export class Pipeline {
 
 export async function loadPipeline(path?: string, options: LoadOptions = {}): Promise<Pipeline> {
   return new Pipeline(await loadDiT(path, options));
+}
+
+/** Rows `index` (of perSample values each) of every sample's noise draw, as one batch. */
+function stepNoiseRows(draws: Float32Array[], perSample: number, index: number): Float32Array {
+  const out = new Float32Array(draws.length * perSample);
+  draws.forEach((d, k) => out.set(d.subarray(index * perSample, (index + 1) * perSample), k * perSample));
+  return out;
 }

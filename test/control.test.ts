@@ -16,7 +16,7 @@ import { assertRejectsWith, maxAbsDiff } from "./helpers.ts";
 const POLICY = resolve(import.meta.dirname, "../models/reach-policy");
 const FIXTURES = resolve(import.meta.dirname, "fixtures");
 
-const f32 = (b64: string) => {
+const f32 = (b64: string): Float32Array => {
   const buf = Buffer.from(b64, "base64");
   return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
 };
@@ -68,7 +68,7 @@ describe("diffusion policy: the shipped reach-policy model", () => {
       ["ddpm", 100, f32(fx.ddpm100)],
     ] as const) {
       const sampler = createSampler(pipeline.manifest, { kind, steps });
-      let x = noise;
+      let x: Float32Array = noise;
       for await (const r of denoise(
         {
           noise,

@@ -3,7 +3,10 @@ import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { InputError, listChoices } from "../errors.ts";
+import { calibrationObservations } from "../control/calibration.ts";
+import { observationSpec } from "../model/manifest.ts";
 import { loadPipeline, type Pipeline } from "../pipeline.ts";
+import type { SamplerKind } from "../sampling/samplers.ts";
 import { type ArtifactHeader, writeArtifact } from "../profiling/artifact.ts";
 import type { CalibrationOptions } from "../profiling/calibration.ts";
 import { parseNumber } from "./args.ts";
@@ -40,7 +43,8 @@ loads, e.g. --cache teacache:calibration=FILE.json.
   --method NAME      ${Object.keys(METHODS).join(", ")}
   --steps N          sampling steps the artifact is for (default: the manifest's)
   --cfg W            guidance scale the artifact is for (default: the manifest's)
-  --seeds N          number of calibration items (seed, class) (default: the method's)
+  --seeds N          number of calibration items (seed, class) (default: the method's; policies: 8 observations)
+  --sampler KIND     sampler the artifact is for: euler, ddim or ddpm (default: the manifest's)
   --out FILE.json    the artifact (default ditto-<method>.json)
   --plot FILE.png    a picture of what was profiled
   --set KEY=VALUE    method-specific settings (repeatable), e.g. --set lambda=0.1
@@ -56,6 +60,7 @@ export async function run(argv: string[]): Promise<void> {
       steps: { type: "string" },
       cfg: { type: "string" },
       seeds: { type: "string" },
+      sampler: { type: "string" },
       out: { type: "string" },
       plot: { type: "string" },
       set: { type: "string", multiple: true },
@@ -80,16 +85,28 @@ export async function run(argv: string[]): Promise<void> {
     if (!key || value === undefined) throw new InputError("OPTION_INVALID", `--set expects KEY=VALUE (got '${kv}')`);
     extra[key] = value;
   }
+  const sampler = values.sampler;
+  if (sampler !== undefined && !["euler", "ddim", "ddpm"].includes(sampler)) {
+    throw new InputError("OPTION_INVALID", `--sampler must be euler, ddim or ddpm (got '${sampler}')`);
+  }
   const pipeline = await loadPipeline(values.model, { session: sessionOptions(values) });
   const started = performance.now();
+  const steps = parseNumber("steps", values.steps, true);
+  const items = parseNumber("seeds", values.seeds, true);
+  // A policy is calibrated on observations its own uncached rollout visits (control/calibration.ts).
+  const observations = observationSpec(pipeline.manifest)
+    ? await calibrationObservations(pipeline, { count: items ?? 8, sampler: sampler as SamplerKind, steps })
+    : undefined;
   let bar: Progress | undefined;
   let pass = 0;
   const artifact = await method.run(
     pipeline,
     {
-      steps: parseNumber("steps", values.steps, true),
+      steps,
       cfg: parseNumber("cfg", values.cfg),
-      items: parseNumber("seeds", values.seeds, true),
+      items,
+      sampler: sampler as SamplerKind | undefined,
+      observations,
       onProgress: (done, total) => {
         if (done === 1 || !bar) {
           pass++;

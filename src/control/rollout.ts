@@ -29,6 +29,8 @@ export interface RolloutOptions {
   /** Also sample the uncached chunk from the same state and noise (default: true unless the policy is none). */
   compare?: boolean;
   onReplan?: (progress: { replan: number; live: number; finished: number; episodes: number }) => void;
+  /** Sees each re-plan's observation batch [live, dim] (calibration draws its observations from here). */
+  onObservations?: (observations: Float32Array) => void;
 }
 
 export interface EpisodeOutcome {
@@ -118,6 +120,7 @@ export async function rollout(pipeline: Pipeline, options: RolloutOptions): Prom
     options.onReplan?.({ replan: replans, live: live.length, finished: sims.length - live.length, episodes: sims.length });
     const observations = new Float32Array(live.length * layout.obsDim);
     live.forEach(([s], k) => observations.set(s.observation(), k * layout.obsDim));
+    options.onObservations?.(observations);
     const noiseCount = perSample * (sampler.stochastic ? sampler.steps + 1 : 1);
     const draws = live.map(([, i]) => gaussianNoise(chunkSeed(seed, i, replans), noiseCount));
     const batchAt = (offset: number) => {

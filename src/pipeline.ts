@@ -209,6 +209,8 @@ export async function loadPipeline(path?: string, options: LoadOptions = {}): Pr
 /** Rows `index` (of perSample values each) of every sample's noise draw, as one batch. */
 function stepNoiseRows(draws: Float32Array[], perSample: number, index: number): Float32Array {
   const out = new Float32Array(draws.length * perSample);
-  draws.forEach((d, k) => out.set(d.subarray(index * perSample, (index + 1) * perSample), k * perSample));
+  draws.forEach((d, k) => {
+    out.set(d.subarray(index * perSample, (index + 1) * perSample), k * perSample);
+  });
   return out;
 }

@@ -5,7 +5,7 @@ import { describe, it } from "node:test";
 import { Tensor } from "onnxruntime-common";
 import { rollout } from "../src/control/rollout.ts";
 import { wilson } from "../src/control/stats.ts";
-import { EVAL_SEED, type Episode, makeEpisodes, Simulator } from "../src/control/task.ts";
+import { type Episode, EVAL_SEED, makeEpisodes, Simulator } from "../src/control/task.ts";
 import { loadPipeline } from "../src/pipeline.ts";
 import { loadDiT } from "../src/runtime/dit.ts";
 import { WholeModelEvaluator } from "../src/runtime/whole-model.ts";
@@ -87,7 +87,13 @@ describe("diffusion policy: the shipped reach-policy model", () => {
     await assertRejectsWith(
       async () => {
         for await (const _ of denoise(
-          { noise, dims: [2, 16, 2], observations: obs, cfgScale: 1, sampler: createSampler(pipeline.manifest, { kind: "ddpm", steps: 100 }) },
+          {
+            noise,
+            dims: [2, 16, 2],
+            observations: obs,
+            cfgScale: 1,
+            sampler: createSampler(pipeline.manifest, { kind: "ddpm", steps: 100 }),
+          },
           whole,
         ));
       },

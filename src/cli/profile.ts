@@ -2,13 +2,13 @@
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { InputError, listChoices } from "../errors.ts";
 import { calibrationObservations } from "../control/calibration.ts";
+import { InputError, listChoices } from "../errors.ts";
 import { observationSpec } from "../model/manifest.ts";
 import { loadPipeline, type Pipeline } from "../pipeline.ts";
-import type { SamplerKind } from "../sampling/samplers.ts";
 import { type ArtifactHeader, writeArtifact } from "../profiling/artifact.ts";
 import type { CalibrationOptions } from "../profiling/calibration.ts";
+import type { SamplerKind } from "../sampling/samplers.ts";
 import { parseNumber } from "./args.ts";
 import { MODEL_HELP, MODEL_OPTIONS, sessionOptions } from "./common.ts";
 import { Progress } from "./progress.ts";

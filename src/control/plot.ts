@@ -66,7 +66,12 @@ export function trajectorySpec(result: RolloutResult, maxPanels = 30): TopLevelS
           encoding: {
             x: axis("x"),
             y: axis("y"),
-            shape: { field: "layer", type: "nominal", scale: { domain: ["start", "goal"], range: ["square", "cross"] }, legend: null },
+            shape: {
+              field: "layer",
+              type: "nominal",
+              scale: { domain: ["start", "goal"], range: ["square", "cross"] },
+              legend: null,
+            },
             color: { value: "#333333" },
           },
         },

@@ -15,7 +15,15 @@ import type { Pipeline } from "../pipeline.ts";
 import { gaussianNoise } from "../sampling/noise.ts";
 import { createSampler, type SamplerKind } from "../sampling/samplers.ts";
 import { type Rate, wilson } from "./stats.ts";
-import { EVAL_SEED, type Episode, type EpisodeStatus, makeEpisodes, REACH_TASK, Simulator, type TaskSettings } from "./task.ts";
+import {
+  type Episode,
+  type EpisodeStatus,
+  EVAL_SEED,
+  makeEpisodes,
+  REACH_TASK,
+  Simulator,
+  type TaskSettings,
+} from "./task.ts";
 
 export interface RolloutOptions {
   episodes: number;
@@ -69,7 +77,13 @@ export interface RolloutResult {
 }
 
 /** Reads the action layout from a policy manifest, or explains why this model cannot be rolled out. */
-export function policyLayout(m: ModelManifest): { horizon: number; dim: number; scale: number; execute: number; obsDim: number } {
+export function policyLayout(m: ModelManifest): {
+  horizon: number;
+  dim: number;
+  scale: number;
+  execute: number;
+  obsDim: number;
+} {
   const obs = observationSpec(m);
   if (m.inputs.sample.kind !== "action-sequence" || !m.action || !obs) {
     throw new InputError(
@@ -105,6 +119,9 @@ export async function rollout(pipeline: Pipeline, options: RolloutOptions): Prom
   const reference = compare ? await pipeline.engine(none()) : undefined;
   const perSample = layout.horizon * layout.dim;
 
+  // Untimed warm-up on two episodes over every step: sessions, accumulators and first-run allocations.
+  await warmUp(engine, reference, sims.slice(0, 2), layout, sampler);
+
   let replans = 0;
   let chunks = 0;
   let sqErr = 0;
@@ -117,15 +134,24 @@ export async function rollout(pipeline: Pipeline, options: RolloutOptions): Prom
   for (;;) {
     const live = sims.map((s, i) => [s, i] as const).filter(([s]) => s.status === "running");
     if (live.length === 0) break;
-    options.onReplan?.({ replan: replans, live: live.length, finished: sims.length - live.length, episodes: sims.length });
+    options.onReplan?.({
+      replan: replans,
+      live: live.length,
+      finished: sims.length - live.length,
+      episodes: sims.length,
+    });
     const observations = new Float32Array(live.length * layout.obsDim);
-    live.forEach(([s], k) => observations.set(s.observation(), k * layout.obsDim));
+    live.forEach(([s], k) => {
+      observations.set(s.observation(), k * layout.obsDim);
+    });
     options.onObservations?.(observations);
     const noiseCount = perSample * (sampler.stochastic ? sampler.steps + 1 : 1);
     const draws = live.map(([, i]) => gaussianNoise(chunkSeed(seed, i, replans), noiseCount));
     const batchAt = (offset: number) => {
       const out = new Float32Array(live.length * perSample);
-      draws.forEach((d, k) => out.set(d.subarray(offset, offset + perSample), k * perSample));
+      draws.forEach((d, k) => {
+        out.set(d.subarray(offset, offset + perSample), k * perSample);
+      });
       return out;
     };
     const request = {
@@ -201,10 +227,32 @@ export async function rollout(pipeline: Pipeline, options: RolloutOptions): Prom
   };
 }
 
-async function sample(
+async function warmUp(
   engine: CacheEngine,
-  request: Parameters<CacheEngine["generate"]>[0],
-): Promise<Float32Array> {
+  reference: CacheEngine | undefined,
+  sims: Simulator[],
+  layout: ReturnType<typeof policyLayout>,
+  sampler: ReturnType<typeof createSampler>,
+): Promise<void> {
+  const n = sims.length;
+  const observations = new Float32Array(n * layout.obsDim);
+  sims.forEach((s, k) => {
+    observations.set(s.observation(), k * layout.obsDim);
+  });
+  const size = n * layout.horizon * layout.dim;
+  const request = {
+    noise: gaussianNoise(-1, size),
+    dims: [n, layout.horizon, layout.dim],
+    observations,
+    cfgScale: 1,
+    sampler,
+    stepNoise: (step: number) => gaussianNoise(-2 - step, size),
+  };
+  await sample(engine, request);
+  if (reference) await sample(reference, request);
+}
+
+async function sample(engine: CacheEngine, request: Parameters<CacheEngine["generate"]>[0]): Promise<Float32Array> {
   let x = request.noise;
   for await (const r of engine.generate(request)) x = r.x;
   return x;
@@ -218,4 +266,3 @@ function taskSettings(m: ModelManifest): TaskSettings {
     goalTolerance: t?.goalTolerance ?? REACH_TASK.goalTolerance,
   };
 }
-

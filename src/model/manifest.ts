@@ -205,7 +205,10 @@ export function validateManifest(raw: unknown, source: string): ModelManifest {
   } else if (cond?.kind === "observation") {
     if (!Number.isInteger(cond.dim) || cond.dim < 1) fail("inputs.condition.dim", "must be a positive integer");
   } else if (cond) {
-    fail("inputs.condition.kind", `must be "class" or "observation" (got ${JSON.stringify((cond as InputSpec & { kind?: unknown }).kind)})`);
+    fail(
+      "inputs.condition.kind",
+      `must be "class" or "observation" (got ${JSON.stringify((cond as InputSpec & { kind?: unknown }).kind)})`,
+    );
   }
   if (typeof m.output?.name !== "string") fail("output.name", "must name the graph output");
   if (kind === "image") {

@@ -3,11 +3,11 @@ import type { EngineObserver } from "../cache/engine.ts";
 import { modelInfo } from "../cache/engine.ts";
 import { none } from "../cache/policies/none.ts";
 import type { CachePolicy, RunContext } from "../cache/policy.ts";
+import { InputError } from "../errors.ts";
+import { classCondition, observationSpec } from "../model/manifest.ts";
 import type { Pipeline } from "../pipeline.ts";
 import type { CfgMode } from "../sampling/denoise.ts";
 import { createSampler, type SamplerKind } from "../sampling/samplers.ts";
-import { InputError } from "../errors.ts";
-import { classCondition, observationSpec } from "../model/manifest.ts";
 
 export interface CalibrationOptions {
   steps?: number;

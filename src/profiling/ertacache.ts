@@ -7,13 +7,13 @@
 
 import { Tensor } from "onnxruntime-common";
 import type { ErtaCacheArtifact } from "../cache/policies/ertacache.ts";
+import { requireImage } from "../model/manifest.ts";
 import type { Pipeline } from "../pipeline.ts";
 import { defaultCondition, feedsFor } from "../runtime/model-inputs.ts";
 import type { TensorStore } from "../runtime/segment.ts";
 import { guideBatched, usesGuidance } from "../sampling/denoise.ts";
 import { makeHeader } from "./artifact.ts";
 import { type CalibrationOptions, calibrationContext, calibrationSet, record } from "./calibration.ts";
-import { requireImage } from "../model/manifest.ts";
 
 const EPS = 1e-8;
 

@@ -11,6 +11,7 @@ import { Tensor as OrtTensor } from "onnxruntime-common";
 import type { ScheduleArtifact } from "../cache/policies/schedule.ts";
 import { computedFraction, tablePolicy } from "../cache/policies/schedule.ts";
 import type { AtomKind } from "../model/discover.ts";
+import { requireImage } from "../model/manifest.ts";
 import type { Pipeline } from "../pipeline.ts";
 import { defaultCondition, feedsFor } from "../runtime/model-inputs.ts";
 import type { Segment, TensorStore } from "../runtime/segment.ts";
@@ -20,7 +21,6 @@ import { batchNoise } from "../sampling/noise.ts";
 import { createSampler, type Sampler } from "../sampling/samplers.ts";
 import { makeHeader, readArtifact } from "./artifact.ts";
 import { type CalibrationOptions, type CalibrationSet, calibrationContext, calibrationSet } from "./calibration.ts";
-import { requireImage } from "../model/manifest.ts";
 
 export interface RouterArtifact extends ScheduleArtifact {
   kind: "harmonica-ghc" | "l2c-ghc";

@@ -55,7 +55,11 @@ export function feedsFor(manifest: ModelManifest, call: ModelCall): Record<strin
 }
 
 /** Observations [B, dim] as the graph's float32 input; a missing or mis-sized observation is a clear error. */
-export function observationTensor(spec: ObservationConditionSpec, values: Float32Array | undefined, batch: number): Tensor {
+export function observationTensor(
+  spec: ObservationConditionSpec,
+  values: Float32Array | undefined,
+  batch: number,
+): Tensor {
   if (!values || values.length !== batch * spec.dim) {
     throw new InputError(
       "INPUT_INVALID",

@@ -25,6 +25,7 @@ is sampled too from the same state and noise: action MSE and measured speedup si
   --steps N          denoising steps (default: the manifest's)
   --seed N           noise seed (default 0)
   --episode-seed N   episode-set seed (default: the manifest's task.evalSeed)
+  --compare-every N  sample the uncached reference on every N-th re-plan only, from the first (default 1)
   --json             print the result as JSON (outcomes without paths)
   --plot FILE.png    trajectories of the first 30 episodes
 ${MODEL_HELP}
@@ -41,6 +42,7 @@ export async function run(argv: string[]): Promise<void> {
       steps: { type: "string" },
       seed: { type: "string" },
       "episode-seed": { type: "string" },
+      "compare-every": { type: "string" },
       json: { type: "boolean", default: false },
       plot: { type: "string" },
     },
@@ -66,6 +68,7 @@ export async function run(argv: string[]): Promise<void> {
     steps: parseNumber("steps", values.steps, true),
     seed: parseNumber("seed", values.seed, true),
     episodeSeed: parseNumber("episode-seed", values["episode-seed"], true),
+    compareEvery: parseNumber("compare-every", values["compare-every"], true),
     onReplan: (p) => bar.update(p.finished, `re-plan ${p.replan}, ${p.live} running`),
   });
   bar.update(episodes);
@@ -94,6 +97,7 @@ export function summary(r: RolloutResult) {
     timeout: rate(r.timeout),
     replans: r.replans,
     chunks: r.chunks,
+    comparedChunks: r.comparedChunks,
     actionMse: r.actionMse === null ? null : Number(r.actionMse.toPrecision(4)),
     msPerChunk: round(r.msPerChunk),
     msPerReplan: round(r.msPerReplan, 2),
@@ -117,7 +121,7 @@ function text(r: RolloutResult): string {
   ];
   if (r.measuredSpeedup !== null) {
     lines.push(
-      `vs uncached from the same states and noise: action MSE ${r.actionMse?.toExponential(3)}, measured speedup ${r.measuredSpeedup.toFixed(2)}×, ideal ${r.idealSpeedup.toFixed(2)}× (${pct(r.computedFraction)} of units computed)`,
+      `vs uncached from the same states and noise (${r.comparedChunks} chunks): action MSE ${r.actionMse?.toExponential(3)}, measured speedup ${r.measuredSpeedup.toFixed(2)}×, ideal ${r.idealSpeedup.toFixed(2)}× (${pct(r.computedFraction)} of units computed)`,
     );
   }
   return `${lines.join("\n")}\n`;

@@ -36,6 +36,11 @@ export interface RolloutOptions {
   cache?: CachePolicy | string;
   /** Also sample the uncached chunk from the same state and noise (default: true unless the policy is none). */
   compare?: boolean;
+  /**
+   * Compare on every n-th re-plan only (default 1: all), starting with the first (the full batch). The speedup is
+   * then measured on exactly those batches, side by side; the MSE is over their chunks.
+   */
+  compareEvery?: number;
   onReplan?: (progress: { replan: number; live: number; finished: number; episodes: number }) => void;
   /** Sees each re-plan's observation batch [live, dim] (calibration draws its observations from here). */
   onObservations?: (observations: Float32Array) => void;
@@ -61,13 +66,15 @@ export interface RolloutResult {
   /** Denoiser batches run (one per re-plan) and chunks sampled (one per running episode per re-plan). */
   replans: number;
   chunks: number;
+  /** Chunks also sampled uncached (the MSE and measured speedup are over these). */
+  comparedChunks: number;
   /** Mean squared difference of the cached and uncached chunks (normalised action units), null without compare. */
   actionMse: number | null;
   /** Wall time of the cached sampling, per chunk and per re-plan batch (ms); the uncached run's beside it. */
   msPerChunk: number;
   msPerReplan: number;
   uncachedMsPerChunk: number | null;
-  /** Uncached ÷ cached sampling time over the same batches (null without compare). */
+  /** Uncached ÷ cached sampling time over the compared batches (null without compare). */
   measuredSpeedup: number | null;
   /** FLOPs of uncached ÷ cached sampling, from the engine's run reports. */
   idealSpeedup: number;
@@ -127,6 +134,12 @@ export async function rollout(pipeline: Pipeline, options: RolloutOptions): Prom
   let sqErr = 0;
   let cachedMs = 0;
   let uncachedMs = 0;
+  let pairedCachedMs = 0;
+  let compared = 0;
+  const compareEvery = options.compareEvery ?? 1;
+  if (!Number.isInteger(compareEvery) || compareEvery < 1) {
+    throw new InputError("OPTION_INVALID", `compareEvery must be a positive integer (got ${compareEvery})`);
+  }
   let flopsFull = 0;
   let flopsDone = 0;
   let computed = 0;
@@ -164,10 +177,13 @@ export async function rollout(pipeline: Pipeline, options: RolloutOptions): Prom
     };
     let cached: Float32Array = new Float32Array(0);
     let plain: Float32Array | undefined;
+    const pairs = reference !== undefined && replans % compareEvery === 0;
     const runCached = async () => {
       const t0 = performance.now();
       cached = await sample(engine, request);
-      cachedMs += performance.now() - t0;
+      const ms = performance.now() - t0;
+      cachedMs += ms;
+      if (pairs) pairedCachedMs += ms;
       const report = engine.report();
       flopsFull += report.flopsFull;
       flopsDone += report.flopsDone;
@@ -175,7 +191,7 @@ export async function rollout(pipeline: Pipeline, options: RolloutOptions): Prom
       skipped += report.unitsSkipped;
     };
     const runPlain = async () => {
-      if (!reference) return;
+      if (!reference || !pairs) return;
       const t0 = performance.now();
       plain = await sample(reference, request);
       uncachedMs += performance.now() - t0;
@@ -187,7 +203,10 @@ export async function rollout(pipeline: Pipeline, options: RolloutOptions): Prom
       await runPlain();
       await runCached();
     }
-    if (plain) for (let i = 0; i < cached.length; i++) sqErr += (cached[i] - plain[i]) ** 2;
+    if (plain) {
+      for (let i = 0; i < cached.length; i++) sqErr += (cached[i] - plain[i]) ** 2;
+      compared += live.length;
+    }
     live.forEach(([s], k) => {
       for (let j = 0; j < layout.execute && s.status === "running"; j++) {
         const o = (k * layout.horizon + j) * layout.dim;
@@ -210,11 +229,12 @@ export async function rollout(pipeline: Pipeline, options: RolloutOptions): Prom
     timeout: wilson(count("timeout"), n),
     replans,
     chunks,
-    actionMse: compare ? sqErr / (chunks * perSample) : null,
+    comparedChunks: compared,
+    actionMse: compare ? sqErr / (compared * perSample) : null,
     msPerChunk: cachedMs / chunks,
     msPerReplan: cachedMs / replans,
-    uncachedMsPerChunk: compare ? uncachedMs / chunks : null,
-    measuredSpeedup: compare ? uncachedMs / cachedMs : null,
+    uncachedMsPerChunk: compare ? uncachedMs / compared : null,
+    measuredSpeedup: compare ? uncachedMs / pairedCachedMs : null,
     idealSpeedup: flopsFull / flopsDone,
     computedFraction: computed / (computed + skipped),
     outcomes: sims.map((s, index) => ({

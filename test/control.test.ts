@@ -6,6 +6,7 @@ import { Tensor } from "onnxruntime-common";
 import { rollout } from "../src/control/rollout.ts";
 import { wilson } from "../src/control/stats.ts";
 import { type Episode, EVAL_SEED, makeEpisodes, Simulator } from "../src/control/task.ts";
+import { validateManifest } from "../src/model/manifest.ts";
 import { loadPipeline } from "../src/pipeline.ts";
 import { loadDiT } from "../src/runtime/dit.ts";
 import { WholeModelEvaluator } from "../src/runtime/whole-model.ts";
@@ -102,6 +103,56 @@ describe("diffusion policy: the shipped reach-policy model", () => {
     );
     await whole.release();
     await pipeline.release();
+  });
+});
+
+describe("policy manifests", () => {
+  const shipped = JSON.parse(readFileSync(join(POLICY, "manifest.json"), "utf8"));
+
+  it("accepts the shipped action-sequence / observation manifest, without an image field", () => {
+    const m = validateManifest(shipped, "manifest.json");
+    assert.equal(m.inputs.sample.kind, "action-sequence");
+    assert.equal(m.inputs.condition?.kind, "observation");
+    assert.equal(m.image, undefined);
+  });
+
+  it("names the field that is wrong", async () => {
+    const broken = (edit: (m: typeof shipped) => void) => {
+      const m = structuredClone(shipped);
+      edit(m);
+      return () => validateManifest(m, "manifest.json");
+    };
+    await assertRejectsWith(
+      broken((m) => delete m.action),
+      "MANIFEST_INVALID",
+      /action must give/,
+    );
+    await assertRejectsWith(
+      broken((m) => delete m.inputs.condition.dim),
+      "MANIFEST_INVALID",
+      /inputs.condition.dim/,
+    );
+    await assertRejectsWith(
+      broken((m) => {
+        m.inputs.condition.kind = "text";
+      }),
+      "MANIFEST_INVALID",
+      /"class" or "observation"/,
+    );
+    await assertRejectsWith(
+      broken((m) => {
+        m.inputs.sample.kind = "video";
+      }),
+      "MANIFEST_INVALID",
+      /inputs.sample.kind/,
+    );
+    await assertRejectsWith(
+      broken((m) => {
+        m.objective.schedule.betaSchedule = "linear";
+      }),
+      "MANIFEST_INVALID",
+      /betaStart\/betaEnd/,
+    );
   });
 });
 

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, it } from "node:test";
+import { promisify } from "node:util";
 import { Tensor } from "onnxruntime-common";
 import { rollout } from "../src/control/rollout.ts";
 import { wilson } from "../src/control/stats.ts";
@@ -212,6 +214,34 @@ describe("ditto rollout", () => {
       plain.outcomes.map((o) => o.path),
     );
     await pipeline.release();
+  });
+
+  it("the CLI prints the JSON contract, and explains bad input", async () => {
+    const cli = (args: string[]) =>
+      promisify(execFile)(process.execPath, [join(import.meta.dirname, "../bin/ditto.js"), "rollout", ...args]).then(
+        (r) => ({ code: 0, ...r }),
+        (e) => ({ code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string }),
+      );
+    const ok = await cli(
+      ["--model", POLICY, "--episodes", "3", "--sampler", "ddim", "--steps", "5"].concat([
+        "--cache",
+        "fora:interval=2",
+        "--json",
+        "--quiet",
+      ]),
+    );
+    assert.equal(ok.code, 0, ok.stderr);
+    const r = JSON.parse(ok.stdout);
+    for (const key of ["success", "collision", "timeout", "actionMse", "msPerChunk", "measuredSpeedup", "idealSpeedup"])
+      assert.ok(key in r, key);
+    assert.equal(r.success.interval95.length, 2);
+    assert.equal(r.outcomes.length, 3);
+    const missing = await cli(["--episodes", "3"]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /--model is required/);
+    const sampler = await cli(["--model", POLICY, "--sampler", "euler"]);
+    assert.equal(sampler.code, 2);
+    assert.match(sampler.stderr, /--sampler must be ddpm or ddim/);
   });
 
   it("refuses an image model with a clear error", async () => {

@@ -12,6 +12,7 @@ import { Tensor } from "onnxruntime-common";
 import { median } from "../src/bench/harness.ts";
 import { Accumulator } from "../src/cache/accumulate.ts";
 import { fullSteps } from "../src/cache/policies/taylorseer.ts";
+import { classCondition, requireImage } from "../src/model/manifest.ts";
 import { STACK_OUTPUT } from "../src/onnx/rewrite.ts";
 import { ConditioningTable } from "../src/runtime/conditioning.ts";
 import { loadDiT } from "../src/runtime/dit.ts";
@@ -38,8 +39,8 @@ const values = await model.range(
   atoms.length,
   atoms.map((a) => a.value),
 );
-const { channels: c, height: h, width: w } = model.manifest.image;
-const nullClass = model.manifest.inputs.condition?.nullClass ?? 0;
+const { channels: c, height: h, width: w } = requireImage(model.manifest, "this benchmark");
+const nullClass = classCondition(model.manifest)?.nullClass ?? 0;
 const classes = Int32Array.from({ length: batch }, (_, i) => (i < samples ? i % 10 : nullClass));
 const feeds = feedsFor(model.manifest, {
   sample: new Tensor(

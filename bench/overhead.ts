@@ -5,6 +5,7 @@
  */
 import { Tensor } from "onnxruntime-common";
 import { median } from "../src/bench/harness.ts";
+import { requireImage } from "../src/model/manifest.ts";
 import { loadDiT } from "../src/runtime/dit.ts";
 import { feedsFor } from "../src/runtime/model-inputs.ts";
 import type { TensorStore } from "../src/runtime/segment.ts";
@@ -16,7 +17,7 @@ const blocks = await Promise.all(
   model.structure.blocks.map((b) => model.range(b.atoms[0], (b.atoms.at(-1) as number) + 1)),
 );
 const segments = [await model.embed(), ...blocks, await model.head()];
-const { channels: c, height: h, width: w } = model.manifest.image;
+const { channels: c, height: h, width: w } = requireImage(model.manifest, "this benchmark");
 const result: Record<string, number> = {};
 for (const batch of [1, 16]) {
   const x = new Float32Array(batch * c * h * w).map((_, i) => Math.sin(i));

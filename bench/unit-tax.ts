@@ -22,7 +22,7 @@ import { median } from "../src/bench/harness.ts";
 import { tablePolicy } from "../src/cache/policies/schedule.ts";
 import type { CachePolicy } from "../src/cache/policy.ts";
 import { parseCacheSpec } from "../src/cache/registry.ts";
-import { DEFAULT_MODEL_DIR } from "../src/model/manifest.ts";
+import { classCondition, DEFAULT_MODEL_DIR, requireImage } from "../src/model/manifest.ts";
 import { loadPipeline, type Pipeline } from "../src/pipeline.ts";
 import { feedsFor } from "../src/runtime/model-inputs.ts";
 import type { Segment, TensorStore } from "../src/runtime/segment.ts";
@@ -44,7 +44,7 @@ for (const path of paths) {
   const m = pipeline.manifest;
   const atoms = pipeline.model.structure.atoms.length;
   console.log(
-    `\n## ${m.name}: ${m.image.channels}×${m.image.height}×${m.image.width}, ${atoms} branch units, ${steps} steps, CFG 1, ${threads} thread(s)`,
+    `\n## ${m.name}: ${requireImage(m, "unit-tax").channels}×${requireImage(m, "unit-tax").height}×${requireImage(m, "unit-tax").width}, ${atoms} branch units, ${steps} steps, CFG 1, ${threads} thread(s)`,
   );
   summary[m.name] = {};
   for (const batch of [1, 16]) {
@@ -58,7 +58,7 @@ for (const path of paths) {
       ),
     };
     const seeds = Array.from({ length: batch }, (_, i) => i);
-    const n = m.inputs.condition?.numClasses ?? 1;
+    const n = classCondition(m)?.numClasses ?? 1;
     const request = { seeds, classes: m.inputs.condition ? seeds.map((i) => i % n) : undefined, steps, cfg: 1, batch };
     const labels = Object.keys(policies);
     const calls: Record<string, number> = {};
@@ -130,7 +130,7 @@ async function forwardBreakdown(pipeline: Pipeline, batch: number) {
     ...blocks.map((s, i): [string, Segment] => [`block ${i}`, s]),
     ["head", await model.head()],
   ];
-  const { channels: c, height: h, width: w } = model.manifest.image;
+  const { channels: c, height: h, width: w } = requireImage(model.manifest, "unit-tax");
   const feeds = feedsFor(model.manifest, {
     sample: new Tensor(
       "float32",
@@ -138,7 +138,7 @@ async function forwardBreakdown(pipeline: Pipeline, batch: number) {
       [batch, c, h, w],
     ),
     time: new Float64Array(batch).fill(0.5),
-    condition: new Int32Array(batch).map((_, i) => i % (model.manifest.inputs.condition?.numClasses ?? 1)),
+    condition: new Int32Array(batch).map((_, i) => i % (classCondition(model.manifest)?.numClasses ?? 1)),
   });
   const split = async (store: TensorStore = new Map(Object.entries(feeds))) => {
     for (const [, s] of segments) await s.run(store);

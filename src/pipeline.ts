@@ -9,11 +9,12 @@ import { none } from "./cache/policies/none.ts";
 import type { CachePolicy } from "./cache/policy.ts";
 import { parseCacheSpec } from "./cache/registry.ts";
 import { InputError } from "./errors.ts";
+import { classCondition, observationSpec, sampleShape } from "./model/manifest.ts";
 import { checkQuantizedGrid } from "./quant/grid.ts";
 import { type DiT, type LoadOptions, loadDiT } from "./runtime/dit.ts";
 import { checkSampleShape } from "./runtime/model-inputs.ts";
 import type { CfgMode, StepResult } from "./sampling/denoise.ts";
-import { batchNoise } from "./sampling/noise.ts";
+import { batchNoise, gaussianNoise } from "./sampling/noise.ts";
 import { createSampler, type SamplerKind } from "./sampling/samplers.ts";
 
 export interface GenerateOptions {
@@ -34,6 +35,8 @@ export interface GenerateOptions {
   batch?: number;
   /** Initial noise to use instead of seeded noise, [N, C, H, W] (calibration and tests). */
   noise?: Float32Array;
+  /** For an observation-conditioned policy: one observation per sample, [N, dim] row-major. */
+  observations?: Float32Array;
   onStep?: (progress: GenerationProgress) => void;
   /** Sees every network evaluation's tensors (profiling, calibration). */
   observer?: EngineObserver;
@@ -48,9 +51,9 @@ export interface GenerationProgress {
 }
 
 export interface GenerationResult {
-  /** Final samples in model space, [N, C, H, W]. */
+  /** Final samples in model space, [N, C, H, W] (or [N, horizon, dim] for an action-sequence policy). */
   samples: Float32Array;
-  dims: [number, number, number, number];
+  dims: number[];
   classes?: Int32Array;
   seeds: number[];
   /** Wall time of the denoising loops, model loading and session creation excluded. */
@@ -90,21 +93,30 @@ export class Pipeline {
     const engine = await this.engine(policy);
     const { classes, seeds } = this.resolveSamples(options);
     const n = seeds.length;
-    const { channels: c, height: h, width: w } = m.image;
-    const perSample = c * h * w;
-    const noise = options.noise ?? batchNoise(seeds, perSample);
-    if (noise.length !== n * perSample) {
-      throw new InputError(
-        "INPUT_INVALID",
-        `noise has ${noise.length} values; ${n} samples of [${c}, ${h}, ${w}] need ${n * perSample}`,
-      );
-    }
-    checkSampleShape(m, [n, c, h, w]);
+    const shape = sampleShape(m);
+    const perSample = shape.reduce((a, b) => a * b, 1);
     const sampler = createSampler(m, {
       steps: options.steps ?? m.recommended?.steps ?? 50,
       shift: options.shift,
       kind: options.sampler,
     });
+    // An ancestral sampler draws fresh noise every step: each sample's from its own seed, after its initial noise.
+    const draws = sampler.stochastic ? seeds.map((s) => gaussianNoise(s, perSample * (sampler.steps + 1))) : undefined;
+    const noise = options.noise ?? batchNoise(seeds, perSample);
+    if (noise.length !== n * perSample) {
+      throw new InputError(
+        "INPUT_INVALID",
+        `noise has ${noise.length} values; ${n} samples of [${shape.join(", ")}] need ${n * perSample}`,
+      );
+    }
+    checkSampleShape(m, [n, ...shape]);
+    const obsDim = observationSpec(m)?.dim ?? 0;
+    if (obsDim > 0 && options.observations?.length !== n * obsDim) {
+      throw new InputError(
+        "INPUT_INVALID",
+        `this policy needs one observation of ${obsDim} values per sample: ${n} samples need ${n * obsDim} values (got ${options.observations?.length ?? "none"})`,
+      );
+    }
     checkQuantizedGrid(m, sampler.describe);
     const cfgScale = options.cfg ?? m.recommended?.cfgScale ?? 1;
     if (!(cfgScale >= 0)) throw new InputError("OPTION_INVALID", `--cfg must be ≥ 0 (got ${cfgScale})`);
@@ -123,12 +135,14 @@ export class Pipeline {
       for await (const result of engine.generate(
         {
           noise: x,
-          dims: [hi - lo, c, h, w],
+          dims: [hi - lo, ...shape],
           classes: classes?.slice(lo, hi),
-          nullClass: m.inputs.condition?.nullClass,
+          observations: obsDim > 0 ? options.observations?.slice(lo * obsDim, hi * obsDim) : undefined,
+          nullClass: classCondition(m)?.nullClass,
           cfgScale: classes ? cfgScale : 1,
           cfgMode: options.cfgMode,
           sampler,
+          stepNoise: draws && ((step) => stepNoiseRows(draws.slice(lo, hi), perSample, step + 1)),
         },
         options.observer && ((event) => options.observer?.({ ...event, batch: b })),
       )) {
@@ -139,7 +153,7 @@ export class Pipeline {
       samples.set(x, lo * perSample);
       reports.push(engine.report());
     }
-    return { samples, dims: [n, c, h, w], classes, seeds, wallMs, reports };
+    return { samples, dims: [n, ...shape], classes, seeds, wallMs, reports };
   }
 
   async release(): Promise<void> {
@@ -147,9 +161,12 @@ export class Pipeline {
   }
 
   private resolveSamples(options: GenerateOptions): { classes?: Int32Array; seeds: number[] } {
-    const cond = this.manifest.inputs.condition;
+    const cond = classCondition(this.manifest);
     const base = options.seed ?? 0;
-    let n = options.classes?.length ?? options.seeds?.length ?? options.count ?? cond?.numClasses ?? 1;
+    const obsDim = observationSpec(this.manifest)?.dim;
+    const fromObservations = obsDim && options.observations ? options.observations.length / obsDim : undefined;
+    let n =
+      options.classes?.length ?? options.seeds?.length ?? options.count ?? cond?.numClasses ?? fromObservations ?? 1;
     if (options.classes && options.seeds && options.classes.length !== options.seeds.length) {
       throw new InputError(
         "OPTION_INVALID",
@@ -170,7 +187,7 @@ export class Pipeline {
   }
 
   private checkClasses(classes: number[]): Int32Array {
-    const cond = this.manifest.inputs.condition;
+    const cond = classCondition(this.manifest);
     const numClasses = cond?.numClasses ?? 0;
     for (const k of classes) {
       if (!Number.isInteger(k) || k < 0 || k >= numClasses) {
@@ -189,4 +206,13 @@ export class Pipeline {
 
 export async function loadPipeline(path?: string, options: LoadOptions = {}): Promise<Pipeline> {
   return new Pipeline(await loadDiT(path, options));
+}
+
+/** Rows `index` (of perSample values each) of every sample's noise draw, as one batch. */
+function stepNoiseRows(draws: Float32Array[], perSample: number, index: number): Float32Array {
+  const out = new Float32Array(draws.length * perSample);
+  draws.forEach((d, k) => {
+    out.set(d.subarray(index * perSample, (index + 1) * perSample), k * perSample);
+  });
+  return out;
 }

@@ -11,6 +11,7 @@ import { compareTiming, run as generate } from "../src/cli/generate.ts";
 import { run as profile } from "../src/cli/profile.ts";
 import { nlpd } from "../src/metrics/nlpd.ts";
 import { hasNullRow, inferManifest } from "../src/model/infer-manifest.ts";
+import { classCondition } from "../src/model/manifest.ts";
 import { GraphIndex } from "../src/onnx/graph.ts";
 import { loadOnnx } from "../src/onnx/load.ts";
 import { graphOf } from "../src/onnx/proto.ts";
@@ -41,15 +42,15 @@ describe("init-manifest on a DDPM ε-model", () => {
 
   it("a 10-row class table without a null row: 10 classes, no null class, no guidance", async () => {
     const m = await inferred(llamaModel(EPSILON));
-    assert.equal(m.inputs.condition?.numClasses, 10);
-    assert.equal(m.inputs.condition?.nullClass, undefined);
+    assert.equal(classCondition(m)?.numClasses, 10);
+    assert.equal(classCondition(m)?.nullClass, undefined);
     assert.equal(m.recommended?.cfgScale, 1);
     assert.ok(m.needsReview?.includes("inputs.condition.numClasses"));
     // DiT's num_classes + 1 table keeps its null row; a float time stays a flow model.
     const dit = await inferred(llamaModel());
     assert.equal(dit.objective.kind, "flow-velocity");
-    assert.equal(dit.inputs.condition?.numClasses, 10);
-    assert.equal(dit.inputs.condition?.nullClass, 10);
+    assert.equal(classCondition(dit)?.numClasses, 10);
+    assert.equal(classCondition(dit)?.nullClass, 10);
     assert.deepEqual([11, 10, 1001, 1000, 101, 6, 2].map(hasNullRow), [true, false, true, false, true, false, false]);
   });
 });

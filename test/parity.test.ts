@@ -7,6 +7,7 @@ import { describe, it } from "node:test";
 import { none } from "../src/cache/policies/none.ts";
 import type { CachePolicy } from "../src/cache/policy.ts";
 import { atomUnits, blockUnits } from "../src/cache/policy.ts";
+import { classCondition, requireImage } from "../src/model/manifest.ts";
 import { loadPipeline } from "../src/pipeline.ts";
 import { WholeModelEvaluator } from "../src/runtime/whole-model.ts";
 import { denoise } from "../src/sampling/denoise.ts";
@@ -36,7 +37,7 @@ for (const [label, path] of [
       const seeds = [11, 12];
       const steps = 10;
       const cfg = 3;
-      const { channels: c, height: h, width: w } = m.image;
+      const { channels: c, height: h, width: w } = requireImage(m, "parity");
       const whole = await WholeModelEvaluator.create(pipeline.model);
       const sampler = createSampler(m, { steps });
       let reference: Float32Array = new Float32Array(0);
@@ -45,7 +46,7 @@ for (const [label, path] of [
           noise: batchNoise(seeds, c * h * w),
           dims: [2, c, h, w],
           classes: Int32Array.from(classes),
-          nullClass: m.inputs.condition?.nullClass,
+          nullClass: classCondition(m)?.nullClass,
           cfgScale: cfg,
           sampler,
         },

@@ -3,6 +3,8 @@
  * seeds, with measured speedup, ideal speedup (FLOPs skipped), PSNR/SSIM and a per-step map of what the cache did.
  * The policy form is generated from the registry's option schemas, so a new policy appears here by itself.
  */
+
+import { classCondition, requireImage } from "../src/model/manifest.ts";
 import {
   capabilityProblems,
   DittoError,
@@ -132,9 +134,9 @@ async function init(): Promise<void> {
   const m = pipeline.manifest;
   $("model-label").textContent =
     `Model ready: ${m.name} — ${m.description ?? ""} ${m.architecture ? `${(m.architecture as { blocks: number }).blocks} transformer blocks, ` : ""}` +
-    `${m.parameters ? `${(Number(m.parameters) / 1e6).toFixed(1)} M parameters, ` : ""}${m.image.width}×${m.image.height} images.`;
+    `${m.parameters ? `${(Number(m.parameters) / 1e6).toFixed(1)} M parameters, ` : ""}${requireImage(m, "the page").width}×${requireImage(m, "the page").height} images.`;
   $<HTMLProgressElement>("model-progress").hidden = true;
-  fillClasses(m.classNames ?? [], m.inputs.condition?.numClasses ?? 0);
+  fillClasses(m.classNames ?? [], classCondition(m)?.numClasses ?? 0);
   if (m.recommended?.cfgScale !== undefined) $<HTMLInputElement>("cfg").value = String(m.recommended.cfgScale);
   if (!m.inputs.condition) $<HTMLInputElement>("cfg").disabled = true;
   fillPolicies();
@@ -377,7 +379,7 @@ function show(pipeline: Pipeline, uncached: GenerationResult, cached: Generation
   const m = pipeline.manifest;
   const [count, channels, height, width] = uncached.dims;
   const img = (r: GenerationResult) => ({
-    data: toUnitRange(r.samples, m.image.range),
+    data: toUnitRange(r.samples, requireImage(m, "the page").range),
     count,
     channels,
     height,

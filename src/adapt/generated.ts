@@ -3,6 +3,7 @@
  * aggressive caching. Classes cycle 0, 1, …, seeds count up from `seed`, so a set is the same on every run.
  */
 import type { CachePolicy } from "../cache/policy.ts";
+import { classCondition, requireImage } from "../model/manifest.ts";
 import type { GenerationProgress, Pipeline } from "../pipeline.ts";
 import type { ImageSet } from "./shifts.ts";
 
@@ -48,7 +49,7 @@ export async function generatedSet(
   pipeline: Pipeline,
   options: GeneratedSetOptions,
 ): Promise<{ images: ImageSet; labels: Int32Array }> {
-  const classes = pipeline.manifest.inputs.condition?.numClasses ?? 1;
+  const classes = classCondition(pipeline.manifest)?.numClasses ?? 1;
   const seed = options.seed ?? 0;
   const result = await pipeline.generate({
     classes: Array.from({ length: options.count }, (_, i) => i % classes),
@@ -58,7 +59,7 @@ export async function generatedSet(
     cache: options.cache,
     onStep: options.onStep,
   });
-  const [lo, hi] = pipeline.manifest.image.range;
+  const [lo, hi] = requireImage(pipeline.manifest, "ditto adapt").range;
   const [count, channels, height, width] = result.dims;
   const data = result.samples.map((v) => (2 * (v - lo)) / (hi - lo) - 1);
   return {

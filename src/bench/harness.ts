@@ -18,7 +18,7 @@ import { accuracy, Classifier, meanFeatureDistance } from "../metrics/classifier
 import { psnr, ssim } from "../metrics/fidelity.ts";
 import { featureStats, frechetDistance } from "../metrics/frechet.ts";
 import { nlpd } from "../metrics/nlpd.ts";
-import { evaluationClassifierDir, type ResolvedManifest } from "../model/manifest.ts";
+import { classCondition, evaluationClassifierDir, type ResolvedManifest, requireImage } from "../model/manifest.ts";
 import { type ClassifierFiles, loadClassifierFeatures } from "../node/tfup-classifier.ts";
 import type { GenerationResult, Pipeline } from "../pipeline.ts";
 import { platform } from "../platform.ts";
@@ -110,9 +110,10 @@ export async function runBench(
   const policies: CachePolicy[] = specs.map((s) => parseCacheSpec(s));
   const m = pipeline.manifest;
   const evaluation = await loadEvaluation(m);
-  const numClasses = m.inputs.condition?.numClasses ?? 1;
+  const image = requireImage(m, "ditto bench");
+  const numClasses = classCondition(m)?.numClasses ?? 1;
   const seeds = Array.from({ length: settings.samples }, (_, i) => i);
-  const classes = m.inputs.condition ? seeds.map((i) => i % numClasses) : undefined;
+  const classes = classCondition(m) ? seeds.map((i) => i % numClasses) : undefined;
   const quality = {
     seeds,
     classes,
@@ -124,7 +125,7 @@ export async function runBench(
   const timingSeeds = Array.from({ length: settings.timingSamples }, (_, i) => 10_000 + i);
   const timing = {
     seeds: timingSeeds,
-    classes: m.inputs.condition ? timingSeeds.map((i) => i % numClasses) : undefined,
+    classes: classCondition(m) ? timingSeeds.map((i) => i % numClasses) : undefined,
     steps: settings.steps,
     cfg: settings.cfg,
     cfgMode: settings.cfgMode,
@@ -144,10 +145,10 @@ export async function runBench(
     });
   tick("warm-up");
   const reference = await pipeline.generate({ ...quality, cache: "none" });
-  const referenceImages = images(reference, m.image.range);
+  const referenceImages = images(reference, image.range);
   const judge =
     evaluation &&
-    (await classifierJudge(evaluation, reference, m.image.range, settings.samples, m.inputs.condition?.numClasses));
+    (await classifierJudge(evaluation, reference, image.range, settings.samples, classCondition(m)?.numClasses));
   tick("uncached reference");
 
   const rows: BenchRow[] = [];
@@ -172,7 +173,7 @@ export async function runBench(
     const ratios = summarizeRepeats(pairs.map((p) => p.a / p.b));
     if (ratios.spread > SPREAD_WARNING) warnings.push(spreadWarning(specs[index].trim(), ratios, settings.repeats));
     const speedup = ratios.median;
-    const img = images(result, m.image.range);
+    const img = images(result, image.range);
     const classified = judge ? await judge.score(result, classes) : undefined;
     rows.push({
       policy: policy.name,
@@ -264,7 +265,7 @@ export async function checkEvaluation(m: ResolvedManifest): Promise<string | und
 }
 
 function checkLayout(m: ResolvedManifest, dir: string, [c, h, w]: number[]): void {
-  const { channels, height, width } = m.image;
+  const { channels, height, width } = requireImage(m, "ditto bench");
   if (c === channels && h === height && w === width) return;
   throw new ModelError(
     "MANIFEST_INVALID",

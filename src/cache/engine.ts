@@ -5,6 +5,7 @@
  */
 import type { Tensor } from "onnxruntime-common";
 import { DittoError } from "../errors.ts";
+import { observationSpec, sampleShape } from "../model/manifest.ts";
 import { planRange } from "../model/plan.ts";
 import { STACK_OUTPUT } from "../onnx/rewrite.ts";
 import { ConditioningTable } from "../runtime/conditioning.ts";
@@ -103,6 +104,7 @@ export function modelInfo(model: DiT, flops: { embed: number; head: number; atom
   const h = model.probeDims(structure.atoms[0].streamIn) ?? [];
   return {
     image: model.manifest.image,
+    sample: sampleShape(model.manifest),
     tokens: h.length > 2 ? h.slice(1, -1).reduce((a, b) => a * b, 1) : 1,
     hidden: h.at(-1) ?? 0,
     canStack: model.canStack(),
@@ -276,7 +278,8 @@ export class CacheEngine implements NetworkEvaluator {
    * in one run; a step at another time runs the whole embed instead.
    */
   private async conditioningTable(request: DenoiseRequest): Promise<ConditioningTable | undefined> {
-    if (!this.split) return undefined;
+    // A continuous observation is different at every re-plan: nothing to table.
+    if (!this.split || observationSpec(this.model.manifest)) return undefined;
     const { conditioning } = this.split;
     const { sampler, classes, nullClass } = request;
     // The calls denoise() makes: the classes, and the null class for the unconditional pass or when there are none.

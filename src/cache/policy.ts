@@ -40,8 +40,10 @@ export interface ModelInfo {
   blocks: { index: number; atoms: number[] }[];
   /** SHA-256 of the ONNX file (artifacts are tied to it). */
   sha256: string;
-  /** The sample layout [C, H, W]. */
-  image: { channels: number; height: number; width: number };
+  /** The image layout [C, H, W]; absent for an action-sequence policy. */
+  image?: { channels: number; height: number; width: number };
+  /** The per-item sample shape ([C, H, W], or [horizon, dim] for a policy). */
+  sample: number[];
   /** Tokens and hidden width of the residual stream (h is [B, tokens, hidden]). */
   tokens: number;
   hidden: number;

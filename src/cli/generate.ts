@@ -9,6 +9,7 @@ import { InputError } from "../errors.ts";
 import { gridPng, toUnitRange } from "../image/png.ts";
 import { psnr, ssim } from "../metrics/fidelity.ts";
 import { nlpd } from "../metrics/nlpd.ts";
+import { classCondition, requireImage } from "../model/manifest.ts";
 import { writePng } from "../node/png-file.ts";
 import { type GenerationResult, loadPipeline } from "../pipeline.ts";
 import type { CfgMode } from "../sampling/denoise.ts";
@@ -98,8 +99,9 @@ export async function run(argv: string[]): Promise<void> {
   await refuseUnreviewed(values);
   const pipeline = await loadPipeline(values.model, { session: sessionOptions(values) });
   const m = pipeline.manifest;
-  const numClasses = m.inputs.condition?.numClasses;
-  const classList = m.inputs.condition ? parseIntList("classes", values.classes ?? "all", numClasses) : undefined;
+  const image = requireImage(m, "ditto generate");
+  const numClasses = classCondition(m)?.numClasses;
+  const classList = classCondition(m) ? parseIntList("classes", values.classes ?? "all", numClasses) : undefined;
   // Every class with every seed: row = class, column = seed.
   const classes = classList?.flatMap((k) => seedList.map(() => k));
   const seeds = classList ? classList.flatMap(() => seedList) : seedList;
@@ -160,7 +162,7 @@ export async function run(argv: string[]): Promise<void> {
   writePng(
     out,
     gridPng(
-      { data: toUnitRange(result.samples, m.image.range), count: n, channels: c, height: h, width: w },
+      { data: toUnitRange(result.samples, image.range), count: n, channels: c, height: h, width: w },
       seedList.length,
       2,
       scale,
@@ -184,7 +186,7 @@ export async function run(argv: string[]): Promise<void> {
     nonFiniteFallbacks: summary.nonFiniteFallbacks,
     finite: result.samples.every(Number.isFinite),
     out,
-    ...(timing ? compare(result, timing.reference, m.image.range, timing) : {}),
+    ...(timing ? compare(result, timing.reference, image.range, timing) : {}),
   };
   if (values.json) process.stdout.write(`${jsonWithInfinity(report)}\n`);
   else {

@@ -23,6 +23,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
     summary: "int8 copy of a model, modulation path kept float (TFMQ)",
     load: () => import("./quantize.ts"),
   },
+  rollout: {
+    summary: "closed-loop task success of a diffusion policy, cached vs uncached",
+    load: () => import("./rollout.ts"),
+  },
   profile: {
     summary: "offline calibration for a cache policy (writes a JSON artifact)",
     load: () => import("./profile.ts"),

@@ -1,10 +1,13 @@
 /** `ditto profile --method M`: offline calibration, writing a JSON artifact a cache policy loads. */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { calibrationObservations } from "../control/calibration.ts";
 import { InputError, listChoices } from "../errors.ts";
+import { observationSpec } from "../model/manifest.ts";
 import { loadPipeline, type Pipeline } from "../pipeline.ts";
 import { type ArtifactHeader, readArtifact, writeArtifact } from "../profiling/artifact.ts";
 import type { CalibrationOptions } from "../profiling/calibration.ts";
+import type { SamplerKind } from "../sampling/samplers.ts";
 import { parseNumber } from "./args.ts";
 import { MODEL_HELP, MODEL_OPTIONS, REVIEW_HELP, REVIEW_OPTIONS, refuseUnreviewed, sessionOptions } from "./common.ts";
 import { checkOutputFile } from "./output-path.ts";
@@ -133,7 +136,8 @@ loads, e.g. --cache teacache:calibration=FILE.json.
   --method NAME      ${Object.keys(METHODS).join(", ")}
   --steps N          sampling steps the artifact is for (default: the manifest's)
   --cfg W            guidance scale the artifact is for (default: the manifest's)
-  --seeds N          number of calibration items (seed, class) (default: the method's)
+  --seeds N          number of calibration items (seed, class) (default: the method's; policies: 8 observations)
+  --sampler KIND     sampler the artifact is for: euler, ddim or ddpm (default: the manifest's)
   --out FILE.json    the artifact (default ditto-<method>.json)
   --plot FILE.png    a picture of what was profiled
   --set KEY=VALUE    method-specific settings (repeatable), e.g. --set lambda=0.1; each method's keys:
@@ -152,6 +156,7 @@ export async function run(argv: string[]): Promise<void> {
       steps: { type: "string" },
       cfg: { type: "string" },
       seeds: { type: "string" },
+      sampler: { type: "string" },
       out: { type: "string" },
       plot: { type: "string" },
       set: { type: "string", multiple: true },
@@ -177,18 +182,32 @@ export async function run(argv: string[]): Promise<void> {
     cfg: parseNumber("cfg", values.cfg, false, { min: 0 }),
     items: parseNumber("seeds", values.seeds, true, { min: 1 }),
   };
+  const sampler = values.sampler as SamplerKind | undefined;
+  if (sampler !== undefined && !["euler", "ddim", "ddpm"].includes(sampler)) {
+    throw new InputError("OPTION_INVALID", `--sampler must be euler, ddim or ddpm (got '${sampler}')`);
+  }
   const out = checkOutputFile("out", values.out ?? `ditto-${name}.json`, `ditto-${name}.json`);
   const plot = values.plot === undefined ? undefined : checkOutputFile("plot", values.plot, `${name}.png`);
   await refuseUnreviewed(values);
   const method = await load();
   const pipeline = await loadPipeline(values.model, { session: sessionOptions(values) });
   const started = performance.now();
+  // A policy is calibrated on observations its own uncached rollout visits (control/calibration.ts).
+  const observations = observationSpec(pipeline.manifest)
+    ? await calibrationObservations(pipeline, {
+        count: calibration.items ?? 8,
+        sampler,
+        steps: calibration.steps,
+      })
+    : undefined;
   let bar: Progress | undefined;
   let pass = 0;
   const artifact = await method.run(
     pipeline,
     {
       ...calibration,
+      sampler,
+      observations,
       onProgress: (done, total) => {
         if (done === 1 || !bar) {
           pass++;

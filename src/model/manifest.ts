@@ -11,10 +11,14 @@ import { parseWithSchema } from "../schema/parse.ts";
 export type ObjectiveKind = "flow-velocity" | "epsilon";
 
 export interface DdpmSchedule {
-  betaSchedule: "linear" | "scaled-linear";
-  betaStart: number;
-  betaEnd: number;
+  /** β linear in t, √β linear in t, or the cosine ᾱ of Nichol & Dhariwal (2021) with β capped at 0.999. */
+  betaSchedule: "linear" | "scaled-linear" | "squaredcos-cap-v2";
+  /** β at the first and last train step (linear and scaled-linear only). */
+  betaStart?: number;
+  betaEnd?: number;
   trainSteps: number;
+  /** Clip the x̂0 estimate to [−c, c] in every update (diffusers' clip_sample); absent = no clipping. */
+  clipSample?: number;
 }
 
 export interface Objective {
@@ -33,16 +37,44 @@ export interface InputSpec {
   shape?: (number | string)[];
 }
 
+/** What the noisy sample is: an image [B, C, H, W] (the default) or an action chunk [B, horizon, dim]. */
+export type SampleKind = "image" | "action-sequence";
+
+export interface SampleSpec extends InputSpec {
+  kind?: SampleKind;
+}
+
 export interface TimestepSpec extends InputSpec {
   /** The value fed is time × scale (e.g. 1000 for models trained on t ∈ [0, 1000]). */
   scale?: number;
 }
 
-export interface ConditionSpec extends InputSpec {
+/** A class label, [B] integers. */
+export interface ClassConditionSpec extends InputSpec {
   kind: "class";
   numClasses: number;
   /** Class index meaning "no condition", used for the unconditional half of classifier-free guidance. */
   nullClass?: number;
+}
+
+/** A continuous observation vector, [B, dim] float32 (a diffusion policy's state). */
+export interface ObservationConditionSpec extends InputSpec {
+  kind: "observation";
+  dim: number;
+  /** Optional names of the vector's entries, for reports. */
+  fields?: string[];
+}
+
+export type ConditionSpec = ClassConditionSpec | ObservationConditionSpec;
+
+/** The action chunk of an action-sequence model: x is [B, horizon, dim] in `range`; one unit is `scale` in the world. */
+export interface ActionSpec {
+  horizon: number;
+  dim: number;
+  range: [number, number];
+  scale: number;
+  /** Actions executed from each chunk before re-planning. */
+  execute: number;
 }
 
 /** Names the cut tensors for a graph that structure discovery cannot read (see README, "Bring your own model"). */
@@ -57,11 +89,14 @@ export interface ModelManifest {
   description?: string;
   onnx: string;
   objective: Objective;
-  inputs: { sample: InputSpec; timestep: TimestepSpec; condition?: ConditionSpec };
+  inputs: { sample: SampleSpec; timestep: TimestepSpec; condition?: ConditionSpec };
   output: { name: string };
-  image: { channels: number; height: number; width: number; range: [number, number] };
+  /** The image layout; required unless inputs.sample.kind is "action-sequence". */
+  image?: ImageSpec;
+  /** The action layout; required when inputs.sample.kind is "action-sequence". */
+  action?: ActionSpec;
   classNames?: string[];
-  recommended?: { sampler?: "euler" | "ddim"; steps?: number; cfgScale?: number; shift?: number };
+  recommended?: { sampler?: "euler" | "ddim" | "ddpm"; steps?: number; cfgScale?: number; shift?: number };
   structure?: StructureOverride;
   /**
    * The classifier that judges this model's samples (accuracy, FD, KID): a folder, relative to the manifest, holding
@@ -72,6 +107,13 @@ export interface ModelManifest {
   /** Fields `ditto init-manifest` guessed and a person must confirm. */
   needsReview?: string[];
   [extra: string]: unknown;
+}
+
+export interface ImageSpec {
+  channels: number;
+  height: number;
+  width: number;
+  range: [number, number];
 }
 
 export interface ResolvedManifest extends ModelManifest {
@@ -156,4 +198,35 @@ export function checkReviewed(manifest: ModelManifest, source: string, acceptGue
 export function evaluationClassifierDir(manifest: ResolvedManifest): string | undefined {
   const dir = manifest.evaluation?.classifier;
   return dir ? platform().resolve(manifest.dir, dir) : undefined;
+}
+
+/** The per-item shape of the sample: [C, H, W] for images, [horizon, dim] for action chunks. */
+export function sampleShape(m: ModelManifest): number[] {
+  if (m.inputs.sample.kind === "action-sequence" && m.action) return [m.action.horizon, m.action.dim];
+  const img = requireImage(m, "this model");
+  return [img.channels, img.height, img.width];
+}
+
+/** The image layout, or a clear error when a command that makes images is given an action-sequence policy. */
+export function requireImage(m: ModelManifest, what: string): ImageSpec {
+  if (!m.image || (m.inputs.sample.kind ?? "image") !== "image") {
+    throw new ModelError(
+      "MANIFEST_INVALID",
+      `${what} needs an image model, but ${m.name} is an ${m.inputs.sample.kind} model (use \`ditto rollout\` for policies)`,
+      { field: "inputs.sample.kind" },
+    );
+  }
+  return m.image;
+}
+
+/** The observation condition of a policy, or undefined for class-conditional / unconditional models. */
+export function observationSpec(m: ModelManifest): ObservationConditionSpec | undefined {
+  const c = m.inputs.condition;
+  return c?.kind === "observation" ? c : undefined;
+}
+
+/** The class condition of a class-conditional model, or undefined (unconditional, or an observation policy). */
+export function classCondition(m: ModelManifest): ClassConditionSpec | undefined {
+  const c = m.inputs.condition;
+  return c?.kind === "class" ? c : undefined;
 }

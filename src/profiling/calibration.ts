@@ -3,9 +3,11 @@ import type { EngineObserver } from "../cache/engine.ts";
 import { modelInfo } from "../cache/engine.ts";
 import { none } from "../cache/policies/none.ts";
 import type { CachePolicy, RunContext } from "../cache/policy.ts";
+import { InputError } from "../errors.ts";
+import { classCondition, observationSpec } from "../model/manifest.ts";
 import type { Pipeline } from "../pipeline.ts";
 import type { CfgMode } from "../sampling/denoise.ts";
-import { createSampler } from "../sampling/samplers.ts";
+import { createSampler, type SamplerKind } from "../sampling/samplers.ts";
 
 export interface CalibrationOptions {
   steps?: number;
@@ -16,6 +18,10 @@ export interface CalibrationOptions {
   items?: number;
   /** First seed; calibration seeds default to 1000+ so they stay apart from evaluation seeds 0… */
   seed?: number;
+  /** Sampler to calibrate for (default: the manifest's recommended one). */
+  sampler?: SamplerKind;
+  /** Observation-conditioned policies: the calibration observations, [P, dim] (one item each). */
+  observations?: Float32Array;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -26,13 +32,22 @@ export interface CalibrationSet {
   cfg: number;
   cfgMode: CfgMode;
   shift?: number;
+  sampler?: SamplerKind;
+  observations?: Float32Array;
 }
 
 export function calibrationSet(pipeline: Pipeline, options: CalibrationOptions, defaultItems: number): CalibrationSet {
   const m = pipeline.manifest;
-  const n = options.items ?? defaultItems;
+  const obs = observationSpec(m);
+  if (obs && !options.observations) {
+    throw new InputError(
+      "OPTION_INVALID",
+      `${m.name} is a policy conditioned on observations: calibration needs observations (\`ditto profile\` draws them from the task's calibration episodes)`,
+    );
+  }
+  const n = obs && options.observations ? options.observations.length / obs.dim : (options.items ?? defaultItems);
   const seeds = Array.from({ length: n }, (_, i) => (options.seed ?? 1000) + i);
-  const numClasses = m.inputs.condition?.numClasses;
+  const numClasses = classCondition(m)?.numClasses;
   return {
     seeds,
     classes: numClasses ? seeds.map((_, i) => i % numClasses) : undefined,
@@ -40,6 +55,8 @@ export function calibrationSet(pipeline: Pipeline, options: CalibrationOptions, 
     cfg: options.cfg ?? m.recommended?.cfgScale ?? 1,
     cfgMode: options.cfgMode ?? "batched",
     shift: options.shift,
+    sampler: options.sampler,
+    observations: options.observations,
   };
 }
 
@@ -50,7 +67,7 @@ export async function calibrationContext(
   policy: CachePolicy = none(),
 ): Promise<Omit<RunContext, "pass">> {
   const info = modelInfo(pipeline.model, await pipeline.model.flopsBreakdown());
-  const sampler = createSampler(pipeline.manifest, { steps: set.steps, shift: set.shift });
+  const sampler = createSampler(pipeline.manifest, { steps: set.steps, shift: set.shift, kind: set.sampler });
   return {
     model: info,
     units: policy.units(info),
@@ -76,6 +93,8 @@ export async function record(
     cfg: set.cfg,
     cfgMode: set.cfgMode,
     shift: set.shift,
+    sampler: set.sampler,
+    observations: set.observations,
     cache: policy,
     batch: set.seeds.length,
     observer,

@@ -7,6 +7,7 @@
 
 import { Tensor } from "onnxruntime-common";
 import type { ErtaCacheArtifact } from "../cache/policies/ertacache.ts";
+import { requireImage } from "../model/manifest.ts";
 import type { Pipeline } from "../pipeline.ts";
 import { defaultCondition, feedsFor } from "../runtime/model-inputs.ts";
 import type { TensorStore } from "../runtime/segment.ts";
@@ -201,10 +202,11 @@ async function teacherForced(
   const embed = await model.embed();
   const head = await model.head();
   const S = reuse.length;
-  const C = granularity === "channel" ? m.image.channels : 1;
-  const plane = m.image.height * m.image.width;
+  const image = requireImage(m, "ERTACache calibration");
+  const C = granularity === "channel" ? image.channels : 1;
+  const plane = image.height * image.width;
   const items = set.seeds.length;
-  const perItem = m.image.channels * plane;
+  const perItem = image.channels * plane;
   const phi = new Array(S).fill(1);
   const a = Array.from({ length: S }, () => new Array(C).fill(0));
   const b = Array.from({ length: S }, () => new Array(C).fill(0));
@@ -228,7 +230,7 @@ async function teacherForced(
     const store: TensorStore = new Map(
       Object.entries(
         feedsFor(m, {
-          sample: new Tensor("float32", sample, [items * rows, m.image.channels, m.image.height, m.image.width]),
+          sample: new Tensor("float32", sample, [items * rows, image.channels, image.height, image.width]),
           time: new Float64Array(items * rows).fill(rec.times[i]),
           condition: classes,
         }),

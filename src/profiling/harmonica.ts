@@ -11,6 +11,7 @@ import { Tensor as OrtTensor } from "onnxruntime-common";
 import type { ScheduleArtifact } from "../cache/policies/schedule.ts";
 import { computedFraction, tablePolicy } from "../cache/policies/schedule.ts";
 import type { AtomKind } from "../model/discover.ts";
+import { requireImage } from "../model/manifest.ts";
 import type { Pipeline } from "../pipeline.ts";
 import { defaultCondition, feedsFor } from "../runtime/model-inputs.ts";
 import type { Segment, TensorStore } from "../runtime/segment.ts";
@@ -120,7 +121,7 @@ class UnitRunner {
   /** The embed outputs (h_0 and every context tensor) for a batch [x; x] with [classes; null] (CFG) or x alone. */
   async prepare(x: Float32Array, time: number, set: CalibrationSet): Promise<TensorStore> {
     const m = this.pipeline.manifest;
-    const { channels: c, height: h, width: w } = m.image;
+    const { channels: c, height: h, width: w } = requireImage(m, "HarmoniCa calibration");
     const n = x.length / (c * h * w);
     const guided = usesGuidance({ cfgScale: set.cfg, classes: set.classes });
     const sample = guided ? concatFloat32(x, x) : x;
@@ -328,7 +329,7 @@ export async function profileRouter(pipeline: Pipeline, options: RouterOptions =
   const meanFlops = flops.reduce((a, b) => a + b, 0) / U;
   const weights = options.weights === "equal" ? flops.map(() => 1) : flops.map((f) => f / meanFlops);
   const sampler = createSampler(pipeline.manifest, { steps: S, shift: set.shift });
-  const { channels: c, height: h, width: w } = pipeline.manifest.image;
+  const { channels: c, height: h, width: w } = requireImage(pipeline.manifest, "HarmoniCa calibration");
   const noise = batchNoise(set.seeds, c * h * w);
   const rho = options.beta === undefined ? (options.rho ?? 0.6) : null;
   const chunk = options.lambdaChunk ?? Math.max(1, Math.ceil(S / 10));
@@ -420,7 +421,7 @@ export async function fitPassForTest(pipeline: Pipeline, options: RouterOptions 
   const set = calibrationSet(pipeline, options, 2);
   const runner = await UnitRunner.create(pipeline);
   const sampler = createSampler(pipeline.manifest, { steps: set.steps, shift: set.shift });
-  const { channels: c, height: h, width: w } = pipeline.manifest.image;
+  const { channels: c, height: h, width: w } = requireImage(pipeline.manifest, "HarmoniCa calibration");
   const weights = new Array(runner.count).fill(1);
   return {
     set,

@@ -10,6 +10,7 @@ import type { ProfilingDitArtifact } from "../cache/policies/profilingdit.ts";
 import { decreasingSchedule, splitRuns } from "../cache/policies/profilingdit.ts";
 import type { CachePolicy, ModelInfo } from "../cache/policy.ts";
 import { InputError } from "../errors.ts";
+import { requireImage } from "../model/manifest.ts";
 import type { Pipeline } from "../pipeline.ts";
 import { makeHeader } from "./artifact.ts";
 import { type CalibrationOptions, calibrationContext, calibrationSet, record } from "./calibration.ts";
@@ -62,7 +63,13 @@ export async function profileProfilingDit(
     profilingPolicy,
   );
   const tokens = received[0][0][0].length;
-  const masks = foregroundMasks(result.samples, set.seeds.length, m.image, tokens, options.maskSource ?? "intensity");
+  const masks = foregroundMasks(
+    result.samples,
+    set.seeds.length,
+    requireImage(m, "ProfilingDiT calibration"),
+    tokens,
+    options.maskSource ?? "intensity",
+  );
   const S = set.steps;
   const s0 = options.s0 ?? Math.round(0.12 * S);
   const heat = received.map((blocks) => blocks.map((rows) => foregroundRatio(rows, masks)));

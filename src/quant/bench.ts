@@ -11,6 +11,7 @@ import { toUnitRange } from "../image/png.ts";
 import { accuracy, Classifier } from "../metrics/classifier.ts";
 import { psnr, ssim } from "../metrics/fidelity.ts";
 import { featureStats, frechetDistance } from "../metrics/frechet.ts";
+import { classCondition, requireImage } from "../model/manifest.ts";
 import type { GenerationResult, Pipeline } from "../pipeline.ts";
 
 export interface QuantBenchRow {
@@ -56,7 +57,7 @@ export async function runQuantBench(
   const reference = rows.find((r) => r.model === "float" && r.cache === "none");
   if (!reference) throw new Error("the rows must include float / none, the reference");
   const m = reference.pipeline.manifest;
-  const numClasses = m.inputs.condition?.numClasses ?? 1;
+  const numClasses = classCondition(m)?.numClasses ?? 1;
   const seeds = Array.from({ length: settings.samples }, (_, i) => i);
   const quality = {
     seeds,
@@ -99,10 +100,10 @@ export async function runQuantBench(
     }
   }
   const refIndex = rows.indexOf(reference);
-  const floatImages = images(outputs[refIndex], m.image.range);
+  const floatImages = images(outputs[refIndex], requireImage(m, "bench:quant").range);
   const out: QuantBenchResult["rows"] = [];
   for (const [i, row] of rows.entries()) {
-    const img = images(outputs[i], m.image.range);
+    const img = images(outputs[i], requireImage(m, "bench:quant").range);
     const own = uncached.get(row.pipeline);
     const cls = await classifier.classify(outputs[i].samples, settings.samples);
     out.push({
@@ -113,7 +114,7 @@ export async function runQuantBench(
       psnrVsFloat: round(psnr(img, floatImages), 2),
       ssimVsFloat: round(ssim(img, floatImages), 4),
       medianPsnrVsFloat: round(median(perSamplePsnr(img, floatImages)), 2),
-      psnrVsOwnUncached: own ? round(psnr(img, images(own, m.image.range)), 2) : Number.NaN,
+      psnrVsOwnUncached: own ? round(psnr(img, images(own, requireImage(m, "bench:quant").range)), 2) : Number.NaN,
       accuracy: round(accuracy(cls.predictions, quality.classes), 4),
       fd: round(frechetDistance(featureStats(cls.features, cls.featureDim), testStats), 2),
       idealSpeedup: round(ideal[i], 3),

@@ -7,7 +7,7 @@ import { ModelError } from "../errors.ts";
 import { discoverStructure, type ModelStructure } from "../model/discover.ts";
 import { countFlops, countParams } from "../model/flops.ts";
 import { inferManifest } from "../model/infer-manifest.ts";
-import { loadManifest, type ResolvedManifest } from "../model/manifest.ts";
+import { loadManifest, observationSpec, type ResolvedManifest, sampleShape } from "../model/manifest.ts";
 import { planConditioning, planEmbed, planHead, planPatch, planRange, type SegmentPlan } from "../model/plan.ts";
 import { extractSubModel, type TensorType } from "../onnx/extract.ts";
 import { GraphIndex } from "../onnx/graph.ts";
@@ -340,14 +340,17 @@ function checkInputs(manifest: ResolvedManifest, graph: GraphIndex): void {
 }
 
 function probeFeeds(manifest: ResolvedManifest): Record<string, Tensor> {
-  const { channels, height, width } = manifest.image;
-  const size = PROBE_BATCH * channels * height * width;
+  const shape = sampleShape(manifest);
+  const size = PROBE_BATCH * shape.reduce((a, b) => a * b, 1);
   const sample = new Float32Array(size);
   for (let i = 0; i < size; i++) sample[i] = Math.sin(i * 0.37) * 0.8;
+  const obsDim = observationSpec(manifest)?.dim ?? 0;
+  const observation = new Float32Array(PROBE_BATCH * obsDim).map((_, i) => Math.cos(i * 0.61) * 0.5);
   const mid = manifest.objective.kind === "epsilon" ? (manifest.objective.schedule?.trainSteps ?? 1000) / 2 : 0.5;
   return feedsFor(manifest, {
-    sample: new Tensor("float32", sample, [PROBE_BATCH, channels, height, width]),
+    sample: new Tensor("float32", sample, [PROBE_BATCH, ...shape]),
     time: new Float64Array(PROBE_BATCH).fill(mid),
     condition: new Int32Array(PROBE_BATCH),
+    observation,
   });
 }

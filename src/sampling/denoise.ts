@@ -34,10 +34,17 @@ export interface StepHooks {
 }
 
 export interface DenoiseRequest {
-  /** Initial noise, [B, C, H, W]. */
+  /** Initial noise, [B, C, H, W] (or [B, horizon, dim] for an action-sequence policy). */
   noise: Float32Array;
-  dims: readonly [number, number, number, number];
+  dims: readonly number[];
   classes?: Int32Array;
+  /** Observation-conditioned policies: [B, dim] row-major. */
+  observations?: Float32Array;
+  /**
+   * Noise an ancestral sampler (DDPM) adds at a step, shaped like the sample: step → values. Given by the caller
+   * so that a sample's noise is seeded and independent of the batch it runs in (see noise.ts).
+   */
+  stepNoise?: (step: number) => Float32Array;
   nullClass?: number;
   cfgScale: number;
   cfgMode?: CfgMode;
@@ -74,10 +81,10 @@ export async function* denoise(
     const ctx: StepContext = { step, steps: sampler.steps, time, grid: sampler.times };
     let output = guided
       ? await guidedOutput(request, evaluator, x, ctx, batch)
-      : await evaluator.evaluate(modelCall(x, dims, time, request.classes), ctx, "single");
+      : await evaluator.evaluate(modelCall(x, dims, time, request.classes, request.observations), ctx, "single");
     if (hooks.transformOutput) output = hooks.transformOutput(output, ctx);
     const nextTime = hooks.nextTime ? hooks.nextTime(ctx) : sampler.times[step + 1];
-    x = sampler.update(x, output, time, nextTime);
+    x = sampler.update(x, output, time, nextTime, sampler.stochastic ? stepNoiseFor(request, step) : undefined);
     yield { step, time, nextTime, x, output };
     time = nextTime;
   }
@@ -99,7 +106,7 @@ async function guidedOutput(
   const classes = request.classes as Int32Array;
   const nulls = new Int32Array(batch).fill(request.nullClass as number);
   const w = request.cfgScale;
-  const [, c, h, wd] = request.dims;
+  const itemDims = request.dims.slice(1);
   let cond: Float32Array;
   let uncond: Float32Array;
   if ((request.cfgMode ?? "batched") === "batched") {
@@ -107,7 +114,7 @@ async function guidedOutput(
     const both = new Int32Array(batch * 2);
     both.set(classes);
     both.set(nulls, batch);
-    const out = await evaluator.evaluate(modelCall(doubled, [batch * 2, c, h, wd], ctx.time, both), ctx, "both");
+    const out = await evaluator.evaluate(modelCall(doubled, [batch * 2, ...itemDims], ctx.time, both), ctx, "both");
     cond = out.subarray(0, x.length);
     uncond = out.subarray(x.length);
   } else {
@@ -130,6 +137,28 @@ export function guideBatched(out: Float32Array, w: number): Float32Array {
   return combineGuidance(out.subarray(0, half), out.subarray(half), w);
 }
 
-function modelCall(x: Float32Array, dims: readonly number[], time: number, classes?: Int32Array): ModelCall {
-  return { sample: new Tensor("float32", x, dims), time: new Float64Array(dims[0]).fill(time), condition: classes };
+function modelCall(
+  x: Float32Array,
+  dims: readonly number[],
+  time: number,
+  classes?: Int32Array,
+  observations?: Float32Array,
+): ModelCall {
+  return {
+    sample: new Tensor("float32", x, dims),
+    time: new Float64Array(dims[0]).fill(time),
+    condition: classes,
+    observation: observations,
+  };
+}
+
+function stepNoiseFor(request: DenoiseRequest, step: number): Float32Array {
+  const z = request.stepNoise?.(step);
+  if (!z || z.length !== request.noise.length) {
+    throw new InputError(
+      "OPTION_INVALID",
+      `the ${request.sampler.kind} sampler adds noise at every step: give stepNoise(step) with ${request.noise.length} values (got ${z?.length ?? "none"})`,
+    );
+  }
+  return z;
 }

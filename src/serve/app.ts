@@ -18,7 +18,7 @@ import { bodyLimit } from "hono/body-limit";
 import type { Redis } from "ioredis";
 import { RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 import { DittoError, InputError } from "../errors.ts";
-import type { ResolvedManifest } from "../model/manifest.ts";
+import { classCondition, type ResolvedManifest, requireImage } from "../model/manifest.ts";
 import {
   BATCH_JOB_OPTIONS,
   BATCH_QUEUE,
@@ -128,7 +128,7 @@ export function createApi(deps: ApiDeps): Hono<Env> {
     c.json({
       models: [...deps.models].map(([name, m]) => ({
         name,
-        classes: m.inputs.condition?.numClasses ?? 0,
+        classes: classCondition(m)?.numClasses ?? 0,
         classNames: m.classNames ?? null,
         image: m.image,
         recommended: m.recommended ?? null,
@@ -226,7 +226,7 @@ async function submit(deps: ApiDeps, id: string, owner: string, r: ValidatedRequ
     batches,
     columns: r.columns,
     scale: r.scale,
-    range: r.manifest.image.range,
+    range: requireImage(r.manifest, "ditto serve").range,
     classes: r.classes,
     seeds: r.seeds,
   };

@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { parseCacheSpec, policyFromConfig } from "../cache/registry.ts";
 import { InputError, listChoices } from "../errors.ts";
-import type { ResolvedManifest } from "../model/manifest.ts";
+import { classCondition, type ResolvedManifest, requireImage } from "../model/manifest.ts";
 import { createSampler } from "../sampling/samplers.ts";
 import type { GenerationSettings } from "./jobs.ts";
 import { type NamedPaths, resolveConfigArtifacts, resolveSpecArtifacts } from "./registry.ts";
@@ -82,7 +82,8 @@ export function validateRequest(
   if (r.cacheConfig !== undefined) policyFromConfig(resolveConfigArtifacts(r.cacheConfig, artifacts), "cacheConfig");
   const steps = r.steps ?? manifest.recommended?.steps ?? 50;
   createSampler(manifest, { steps, shift: r.shift, kind: r.sampler });
-  const cond = manifest.inputs.condition;
+  requireImage(manifest, `model '${modelName}'`); // the service makes images; policies run through `ditto rollout`
+  const cond = classCondition(manifest);
   if (!cond && r.classes)
     throw new InputError("OPTION_INVALID", `model '${modelName}' has no class input, so classes cannot be used`);
   for (const k of r.classes ?? []) {

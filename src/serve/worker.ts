@@ -115,7 +115,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       log({ event: "completed", job: job.id, request: d.requestId, wallMs: Math.round(result.wallMs) });
       return {
         samples: toBase64(result.samples),
-        dims: result.dims,
+        dims: result.dims as [number, number, number, number], // image models only (checked at submission)
         report: {
           policy: r.policy,
           spec: r.spec,

@@ -101,7 +101,7 @@ export function ertacache(options: ErtaCacheOptions = {}): CachePolicy {
         adjust: adjustable(ctx),
         rectify: o.rectify as boolean,
         kappaMax: o.kappaMax as number,
-        plane: ctx.model.image.height * ctx.model.image.width,
+        plane: ctx.model.sample.slice(1).reduce((a, b) => a * b, 1), // H·W of [C, H, W]
       });
     },
     describe: () => ({

@@ -153,7 +153,7 @@ describe("policy manifests", () => {
         m.objective.schedule.betaSchedule = "linear";
       }),
       "MANIFEST_INVALID",
-      /betaStart\/betaEnd/,
+      /objective.schedule.betaStart must be a number/,
     );
   });
 });

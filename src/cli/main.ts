@@ -19,6 +19,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
     summary: "offline calibration for a cache policy (writes a JSON artifact)",
     load: () => import("./profile.ts"),
   },
+  tune: { summary: "find the fastest cache setting that keeps a quality bar", load: () => import("./tune.ts") },
 };
 
 const HELP = `ditto — feature caching for diffusion transformers on ONNX Runtime

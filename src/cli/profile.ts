@@ -30,6 +30,7 @@ const METHODS: Record<string, () => Promise<ProfileMethod>> = {
   bac: async () => (await import("../profiling/bac-cli.ts")).bacMethod,
   harmonica: async () => (await import("../profiling/harmonica-cli.ts")).harmonicaMethod,
   l2c: async () => (await import("../profiling/harmonica-cli.ts")).l2cMethod,
+  magcache: async () => (await import("../profiling/magcache.ts")).magcacheMethod as ProfileMethod,
 };
 
 const HELP = `Usage: ditto profile --method METHOD [options]

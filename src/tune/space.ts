@@ -1,0 +1,63 @@
+/**
+ * The option space `ditto tune` searches: per policy, a small grid of settings (the knobs that trade speed for
+ * fidelity), as data. Policies whose artifacts take minutes to fit (ERTACache, ProfilingDiT, BAC, HarmoniCa, L2C)
+ * are not searched; `skipped` says why, so the report can list them.
+ */
+
+export type Setting = Record<string, number | string | boolean | number[]>;
+
+export interface PolicySpace {
+  policy: string;
+  /** Calibration the settings need first ("teacache" or "magcache"); the tuner fits it on its calibration seeds. */
+  needs?: "teacache" | "magcache";
+  settings: Setting[];
+}
+
+function grid(axes: Record<string, (number | string | boolean)[]>): Setting[] {
+  return Object.entries(axes).reduce<Setting[]>(
+    (acc, [key, values]) => acc.flatMap((s) => values.map((v) => ({ ...s, [key]: v }))),
+    [{}],
+  );
+}
+
+const FORECASTERS: Setting[] = [
+  { order: 1 },
+  { order: 2 },
+  { order: 1, basis: "hermite", sigma: 0.5 },
+  { order: 1, basis: "hermite", sigma: 0.35 },
+  { order: 2, basis: "hermite", sigma: 0.5 },
+  { order: 1, corrector: "foca", gain: 0.5 },
+];
+
+export const SEARCH_SPACE: readonly PolicySpace[] = [
+  { policy: "fora", settings: grid({ interval: [2, 3, 4, 5, 6, 7, 8], warmup: [1, 2, 4] }) },
+  {
+    policy: "taylorseer",
+    settings: grid({ scope: ["stack", "branches"], interval: [3, 4, 5, 6, 7, 8], warmup: [2, 4] }).flatMap((s) =>
+      FORECASTERS.map((f) => ({ ...s, ...f })),
+    ),
+  },
+  {
+    policy: "teacache",
+    needs: "teacache",
+    settings: grid({ threshold: [0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3] }),
+  },
+  {
+    policy: "magcache",
+    needs: "magcache",
+    settings: grid({ threshold: [0.03, 0.06, 0.12, 0.24, 0.5], maxSkip: [2, 3, 4, 6, 8], retention: [0.1, 0.2] }),
+  },
+  { policy: "easycache", settings: grid({ threshold: [0.05, 0.1, 0.15, 0.2, 0.3, 0.4], warmup: [-1, 3] }) },
+  { policy: "fbcache", settings: grid({ threshold: [0.1, 0.15, 0.2, 0.3] }) },
+  { policy: "dbcache", settings: grid({ threshold: [0.2, 0.3, 0.4] }) },
+];
+
+export const NOT_SEARCHED: Record<string, string> = {
+  none: "the reference",
+  ertacache: "its offline reuse set is fitted per budget by `ditto profile --method ertacache`; tune it by hand",
+  profilingdit: "needs `ditto profile --method profilingdit` (attention maps); its knob is the cached-block set",
+  schedule: "runs a given table; nothing to search",
+  bac: "needs `ditto profile --method bac`",
+  harmonica: "its router fit takes ~16 min on this machine, more than a tune budget",
+  l2c: "its router fit takes ~1.5 min per budget",
+};

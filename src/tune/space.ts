@@ -20,22 +20,34 @@ function grid(axes: Record<string, (number | string | boolean)[]>): Setting[] {
   );
 }
 
+/** Forecasters tried at each schedule: Taylor order 1 and 2, and three damped linear ones (Hermite σ, FoCa λ). */
 const FORECASTERS: Setting[] = [
   { order: 1 },
   { order: 2 },
   { order: 1, basis: "hermite", sigma: 0.5 },
   { order: 1, basis: "hermite", sigma: 0.35 },
-  { order: 2, basis: "hermite", sigma: 0.5 },
   { order: 1, corrector: "foca", gain: 0.5 },
+  { order: 0 },
 ];
 
+const withForecasters = (schedules: Setting[], forecasters: Setting[]) =>
+  schedules.flatMap((s) => forecasters.map((f) => ({ ...s, ...f })));
+
 export const SEARCH_SPACE: readonly PolicySpace[] = [
-  { policy: "fora", settings: grid({ interval: [2, 3, 4, 5, 6, 7, 8], warmup: [1, 2, 4] }) },
+  { policy: "fora", settings: grid({ interval: [2, 3, 4, 5, 6, 7, 8], warmup: [1, 2, 4, 6] }) },
   {
     policy: "taylorseer",
-    settings: grid({ scope: ["stack", "branches"], interval: [3, 4, 5, 6, 7, 8], warmup: [2, 4] }).flatMap((s) =>
-      FORECASTERS.map((f) => ({ ...s, ...f })),
-    ),
+    settings: [
+      // The stack residual (one tensor, step-level speed) over a wide schedule range; every branch over a narrower one.
+      ...withForecasters(
+        grid({ scope: ["stack"], interval: [3, 4, 5, 6, 7, 8, 9, 10], warmup: [2, 4, 6] }),
+        FORECASTERS,
+      ),
+      ...withForecasters(
+        grid({ scope: ["branches"], interval: [3, 4, 5, 6, 7, 8], warmup: [2, 4] }),
+        FORECASTERS.slice(0, 5),
+      ),
+    ],
   },
   {
     policy: "teacache",
@@ -47,7 +59,7 @@ export const SEARCH_SPACE: readonly PolicySpace[] = [
     needs: "magcache",
     settings: grid({ threshold: [0.03, 0.06, 0.12, 0.24, 0.5], maxSkip: [2, 3, 4, 6, 8], retention: [0.1, 0.2] }),
   },
-  { policy: "easycache", settings: grid({ threshold: [0.05, 0.1, 0.15, 0.2, 0.3, 0.4], warmup: [-1, 3] }) },
+  { policy: "easycache", settings: grid({ threshold: [0.05, 0.1, 0.15, 0.2, 0.3, 0.4], warmup: [3, -1, 8] }) },
   { policy: "fbcache", settings: grid({ threshold: [0.1, 0.15, 0.2, 0.3] }) },
   { policy: "dbcache", settings: grid({ threshold: [0.2, 0.3, 0.4] }) },
 ];

@@ -19,7 +19,7 @@ import { InputError, listChoices } from "../errors.ts";
 import { toUnitRange } from "../image/png.ts";
 import type { Classifier } from "../metrics/classifier.ts";
 import { psnr, ssim } from "../metrics/fidelity.ts";
-import { kidWithSpread } from "../metrics/kid.ts";
+import { kidWithSpread, rmsScale } from "../metrics/kid.ts";
 import type { GenerationResult, Pipeline } from "../pipeline.ts";
 import { profileMagCache } from "../profiling/magcache.ts";
 import { profileTeaCache } from "../profiling/teacache.ts";
@@ -212,8 +212,9 @@ export async function tune(pipeline: Pipeline, options: TuneOptions): Promise<Tu
     if (options.classifier && refFeatures && testFeatures) {
       const out = await options.classifier.classify(result.samples, holdout.length);
       const dim = out.featureDim;
-      const cached = kidWithSpread(out.features, testFeatures, dim);
-      const uncached = kidWithSpread(refFeatures.features, testFeatures, dim);
+      const scale = rmsScale(testFeatures);
+      const cached = kidWithSpread(out.features, testFeatures, dim, scale);
+      const uncached = kidWithSpread(refFeatures.features, testFeatures, dim, scale);
       validation.kid = {
         cached: round(cached.mean, 5),
         uncached: round(uncached.mean, 5),

@@ -127,21 +127,24 @@ export async function tune(pipeline: Pipeline, options: TuneOptions): Promise<Tu
   tick("calibrated magcache");
   fits.seconds = Math.round((performance.now() - calStart) / 100) / 10;
 
-  let pool: Candidate[] = spaces.flatMap((space) =>
-    space.settings.map((setting) => {
-      const config: Record<string, unknown> = { policy: space.policy, ...setting };
-      if (space.needs === "teacache") config.coefficients = fits.teacache;
-      if (space.needs === "magcache") config.ratios = fits.magcache;
-      return {
-        label: label(space.policy, setting),
-        config,
-        policy: policyFromConfig(config),
-        idealSpeedup: 1,
-        psnr: 0,
-        ssim: 0,
-        seeds: 0,
-      };
-    }),
+  // Round-robin over policies, so a budget cut in the first rung still leaves every policy represented.
+  let pool: Candidate[] = interleave(
+    spaces.map((space) =>
+      space.settings.map((setting) => {
+        const config: Record<string, unknown> = { policy: space.policy, ...setting };
+        if (space.needs === "teacache") config.coefficients = fits.teacache;
+        if (space.needs === "magcache") config.ratios = fits.magcache;
+        return {
+          label: label(space.policy, setting),
+          config,
+          policy: policyFromConfig(config),
+          idealSpeedup: 1,
+          psnr: 0,
+          ssim: 0,
+          seeds: 0,
+        };
+      }),
+    ),
   );
 
   // 2. Successive halving on the calibration seeds.
@@ -335,6 +338,14 @@ function idealOf(result: GenerationResult): number {
 function label(policy: string, setting: Setting): string {
   const parts = Object.entries(setting).map(([k, v]) => `${k}=${v}`);
   return parts.length ? `${policy}:${parts.join(",")}` : policy;
+}
+
+/** [a1, b1, c1, a2, b2, …]: the lists' items taken in turn. */
+function interleave<T>(lists: T[][]): T[] {
+  const out: T[] = [];
+  for (let i = 0; i < Math.max(0, ...lists.map((l) => l.length)); i++)
+    for (const l of lists) if (i < l.length) out.push(l[i]);
+  return out;
 }
 
 function range(start: number, n: number): number[] {

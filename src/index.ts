@@ -2,8 +2,10 @@
 
 export { DEFAULT_SETTINGS as BENCH_DEFAULTS, runBench } from "./bench/harness.ts";
 export { CacheEngine, type EngineObserver, type RunReport, type StepTrace } from "./cache/engine.ts";
+export { easycache } from "./cache/policies/easycache.ts";
 export { ertacache } from "./cache/policies/ertacache.ts";
 export { dbcache, fbcache } from "./cache/policies/fbcache.ts";
+export { magcache } from "./cache/policies/magcache.ts";
 export { none } from "./cache/policies/none.ts";
 export { profilingdit } from "./cache/policies/profilingdit.ts";
 export { schedule } from "./cache/policies/schedule.ts";
@@ -15,6 +17,7 @@ export { ArtifactError, DittoError, GraphError, InputError, ModelError } from ".
 export { Classifier } from "./metrics/classifier.ts";
 export { psnr, ssim } from "./metrics/fidelity.ts";
 export { featureStats, frechetDistance } from "./metrics/frechet.ts";
+export { kid, kidWithSpread } from "./metrics/kid.ts";
 export { loadManifest, type ModelManifest } from "./model/manifest.ts";
 export { extractSubModel } from "./onnx/extract.ts";
 export { loadOnnx } from "./onnx/load.ts";
@@ -22,8 +25,10 @@ export { type GenerateOptions, type GenerationResult, loadPipeline, Pipeline } f
 export { profileBac } from "./profiling/bac.ts";
 export { profileErtaCache } from "./profiling/ertacache.ts";
 export { profileRouter } from "./profiling/harmonica.ts";
+export { profileMagCache } from "./profiling/magcache.ts";
 export { profileProfilingDit } from "./profiling/profilingdit.ts";
 export { profileTeaCache } from "./profiling/teacache.ts";
 export type { Backend, Session, SessionOptions } from "./runtime/backend.ts";
 export { type DiT, loadDiT } from "./runtime/dit.ts";
 export { nodeBackend } from "./runtime/node-backend.ts";
+export { type TuneOptions, type TuneResult, tune, tunedConfig } from "./tune/tune.ts";

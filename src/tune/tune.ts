@@ -6,7 +6,7 @@
  *    scores each survivor's PSNR/SSIM against uncached images on a growing prefix of the calibration seeds
  *    (2, 4, all); after a rung, candidates failing the bar by more than a shrinking margin drop out, and of the rest
  *    at most ⌈n/3⌉ go on — the fastest by ideal speedup, plus the (speed, PSNR) Pareto front.
- * 3. Time the finalists against uncached with interleaved repeats (U c₁ … c_k U per round; median of ratios).
+ * 3. Time the finalists against uncached with interleaved repeats (adjacent U c / c U pairs; median of ratios).
  * 4. Validate in order of measured speedup on held-out seeds: the first setting that meets the bar there wins.
  * The budget is checked between runs; a phase that runs out of time continues with what it has measured.
  * Hand-written (about 250 lines): the search-library candidates on npm are Bayesian optimisers over continuous
@@ -112,7 +112,7 @@ export async function tune(pipeline: Pipeline, options: TuneOptions): Promise<Tu
   const total = spaces.reduce((a, s) => a + s.settings.length, 0);
   const timedCount = options.timed ?? 6;
   const repeats = options.repeats ?? 3;
-  const planned = 2 + Math.ceil(total * (1 + 1 / 3 + 1 / 9)) + timedCount * repeats + 4;
+  let planned = 2 + Math.ceil(total * (1 + 1 / 3 + 1 / 9)) + timedCount * repeats + 4;
   let done = 0;
   const tick = (note: string) => options.onProgress?.(++done, Math.max(planned, done + 1), note);
 
@@ -192,16 +192,18 @@ export async function tune(pipeline: Pipeline, options: TuneOptions): Promise<Tu
       classes: timing.classes?.slice(0, 1),
       cache: c.policy,
     });
+  // Re-plan the progress total now that the rungs are done: timing runs, then at most one validation per finalist.
+  planned = done + toTime.length * repeats + toTime.length;
   const ratios = new Map<Candidate, number[]>(toTime.map((c) => [c, []]));
+  const wall = async (policy: CachePolicy) => (await pipeline.generate({ ...timing, cache: policy })).wallMs;
   for (let r = 0; r < repeats && (r === 0 || elapsed() < options.budgetMs * 0.9); r++) {
-    const before = (await pipeline.generate({ ...timing, cache: uncachedPolicy })).wallMs;
-    const walls: number[] = [];
     for (const c of toTime) {
-      walls.push((await pipeline.generate({ ...timing, cache: c.policy })).wallMs);
+      // Each ratio from an adjacent pair, the order alternating between rounds, so load drift cancels.
+      const first = await wall(r % 2 === 0 ? uncachedPolicy : c.policy);
+      const second = await wall(r % 2 === 0 ? c.policy : uncachedPolicy);
+      ratios.get(c)?.push(r % 2 === 0 ? first / second : second / first);
       tick(`timing ${c.label}`);
     }
-    const after = (await pipeline.generate({ ...timing, cache: uncachedPolicy })).wallMs;
-    for (const [i, c] of toTime.entries()) ratios.get(c)?.push((before + after) / 2 / walls[i]);
   }
   for (const c of toTime) c.measuredSpeedup = round(median(ratios.get(c) ?? [Number.NaN]), 3);
 

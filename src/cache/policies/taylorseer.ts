@@ -53,7 +53,7 @@ export const TAYLORSEER_OPTIONS: readonly OptionSchema[] = [
   { name: "warmup", type: "int", default: 2, min: 0, help: "W: initial steps that always compute" },
   { name: "variable", type: "string", default: "step", choices: ["step", "time"], help: "expansion variable" },
   { name: "basis", type: "string", default: "taylor", choices: ["taylor", "hermite"], help: "forecast basis" },
-  { name: "sigma", type: "number", default: Math.SQRT1_2, min: 0.01, max: 2, help: "σ of the Hermite basis" },
+  { name: "sigma", type: "number", min: 0.01, max: 2, help: "σ of the Hermite basis (default 1/√2)" },
   { name: "corrector", type: "string", default: "none", choices: ["none", "foca"], help: "error corrector" },
   { name: "gain", type: "number", default: 1, min: 0, max: 2, help: "λ: share of the corrector's error term" },
   {
@@ -88,7 +88,7 @@ export function taylorseer(options: TaylorSeerOptions = {}): CachePolicy {
     warmup: o.warmup as number,
     variable: o.variable as "step" | "time",
     basis: o.basis as "taylor" | "hermite",
-    sigma: o.sigma as number,
+    sigma: (o.sigma as number | undefined) ?? Math.SQRT1_2,
     corrector: o.corrector as "none" | "foca",
     gain: o.gain as number,
     scope: o.scope as "branches" | "stack",

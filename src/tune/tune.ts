@@ -196,12 +196,18 @@ export async function tune(pipeline: Pipeline, options: TuneOptions): Promise<Tu
   planned = done + toTime.length * repeats + toTime.length;
   const ratios = new Map<Candidate, number[]>(toTime.map((c) => [c, []]));
   const wall = async (policy: CachePolicy) => (await pipeline.generate({ ...timing, cache: policy })).wallMs;
-  for (let r = 0; r < repeats && (r === 0 || elapsed() < options.budgetMs * 0.9); r++) {
+  // Later rounds run only while the budget allows; a pair's cost (known after the first) bounds them.
+  let pairMs = 0;
+  const timingDeadline = options.budgetMs * 0.85;
+  rounds: for (let r = 0; r < repeats; r++) {
     for (const c of toTime) {
+      if (r > 0 && elapsed() + pairMs > timingDeadline) break rounds;
+      const start = performance.now();
       // Each ratio from an adjacent pair, the order alternating between rounds, so load drift cancels.
       const first = await wall(r % 2 === 0 ? uncachedPolicy : c.policy);
       const second = await wall(r % 2 === 0 ? c.policy : uncachedPolicy);
       ratios.get(c)?.push(r % 2 === 0 ? first / second : second / first);
+      pairMs = Math.max(pairMs, performance.now() - start);
       tick(`timing ${c.label}`);
     }
   }

@@ -249,7 +249,16 @@ describe("on the shipped model", () => {
       { policy: "magcache", needs: "magcache", settings: [{ threshold: 0.1, retention: 0.2, maxSkip: 2 }] },
       { policy: "easycache", settings: [{ threshold: 0.05 }, { threshold: 0.3, warmup: 2 }] },
     ];
-    const small = { budgetMs: 60_000, steps: 6, calibrationSeeds: 2, holdoutSeeds: 2, repeats: 1, timed: 2, timingSamples: 1, space };
+    const small = {
+      budgetMs: 60_000,
+      steps: 6,
+      calibrationSeeds: 2,
+      holdoutSeeds: 2,
+      repeats: 1,
+      timed: 2,
+      timingSamples: 1,
+      space,
+    };
     const result = await tune(pipeline, { ...small, minPsnr: 25 });
     assert.ok(result.evaluated >= 6);
     assert.ok(result.front.length > 0);

@@ -80,7 +80,7 @@ export async function run(argv: string[]): Promise<void> {
   });
   const config = tunedConfig(result);
   const out = resolve(values.out);
-  if (config) writeFileSync(out, `${JSON.stringify(config, null, 1)}\n`);
+  if (config) writeFileSync(out, `${JSON.stringify(config, null, 2)}\n`);
   if (values.json) process.stdout.write(`${jsonWithInfinity(jsonResult(result, config ? out : undefined))}\n`);
   else process.stdout.write(report(result, config ? out : undefined));
   await classifier.release();

@@ -9,21 +9,20 @@
  * 3. Time the finalists against uncached with interleaved repeats (adjacent U c / c U pairs; median of ratios).
  * 4. Validate in order of measured speedup on held-out seeds: the first setting that meets the bar there wins.
  * The budget is checked between runs; a phase that runs out of time continues with what it has measured.
- * Hand-written (about 250 lines): the search-library candidates on npm are Bayesian optimisers over continuous
+ * Hand-written (src/tune: this file, select.ts, measure.ts): the search-library candidates on npm are Bayesian optimisers over continuous
  * spaces that cannot use cheap low-fidelity rungs or a measured-time objective.
  */
 
 import type { CachePolicy } from "../cache/policy.ts";
 import { policyFromConfig } from "../cache/registry.ts";
 import { InputError, listChoices } from "../errors.ts";
-import { toUnitRange } from "../image/png.ts";
 import type { Classifier } from "../metrics/classifier.ts";
-import { psnr, ssim } from "../metrics/fidelity.ts";
-import { kidWithSpread, rmsScale } from "../metrics/kid.ts";
 import type { GenerationResult, Pipeline } from "../pipeline.ts";
 import { profileMagCache } from "../profiling/magcache.ts";
 import { profileTeaCache } from "../profiling/teacache.ts";
-import { NOT_SEARCHED, type PolicySpace, SEARCH_SPACE, type Setting } from "./space.ts";
+import { fidelity, idealOf, kidVsUncached, median, round, testSubsetFeatures, timePairs } from "./measure.ts";
+import { interleave, label, meets, paretoFront, range, survivors } from "./select.ts";
+import { NOT_SEARCHED, type PolicySpace, SEARCH_SPACE } from "./space.ts";
 
 export interface QualityBar {
   minPsnr: number;
@@ -194,23 +193,12 @@ export async function tune(pipeline: Pipeline, options: TuneOptions): Promise<Tu
     });
   // Re-plan the progress total now that the rungs are done: timing runs, then at most one validation per finalist.
   planned = done + toTime.length * repeats + toTime.length;
-  const ratios = new Map<Candidate, number[]>(toTime.map((c) => [c, []]));
-  const wall = async (policy: CachePolicy) => (await pipeline.generate({ ...timing, cache: policy })).wallMs;
-  // Later rounds run only while the budget allows; a pair's cost (known after the first) bounds them.
-  let pairMs = 0;
-  const timingDeadline = options.budgetMs * 0.85;
-  rounds: for (let r = 0; r < repeats; r++) {
-    for (const c of toTime) {
-      if (r > 0 && elapsed() + pairMs > timingDeadline) break rounds;
-      const start = performance.now();
-      // Each ratio from an adjacent pair, the order alternating between rounds, so load drift cancels.
-      const first = await wall(r % 2 === 0 ? uncachedPolicy : c.policy);
-      const second = await wall(r % 2 === 0 ? c.policy : uncachedPolicy);
-      ratios.get(c)?.push(r % 2 === 0 ? first / second : second / first);
-      pairMs = Math.max(pairMs, performance.now() - start);
-      tick(`timing ${c.label}`);
-    }
-  }
+  const ratios = await timePairs(pipeline, timing, uncachedPolicy, toTime, {
+    repeats,
+    deadlineMs: options.budgetMs * 0.85,
+    elapsed,
+    onPair: (c) => tick(`timing ${c.label}`),
+  });
   for (const c of toTime) c.measuredSpeedup = round(median(ratios.get(c) ?? [Number.NaN]), 3);
 
   // 4. Validation on held-out seeds, fastest measured first.
@@ -228,18 +216,14 @@ export async function tune(pipeline: Pipeline, options: TuneOptions): Promise<Tu
     const q = fidelity(result, holdoutRef, m.image.range);
     const validation: Validation = { ...q, seeds: holdout, meetsBar: meets(q, bar) };
     if (options.classifier && refFeatures && testFeatures) {
-      const out = await options.classifier.classify(result.samples, holdout.length);
-      const dim = out.featureDim;
-      const scale = rmsScale(testFeatures);
-      const cached = kidWithSpread(out.features, testFeatures, dim, scale);
-      const uncached = kidWithSpread(refFeatures.features, testFeatures, dim, scale);
-      validation.kid = {
-        cached: round(cached.mean, 5),
-        uncached: round(uncached.mean, 5),
-        uncachedSpread: round(uncached.std, 5),
-        withinSpread: cached.mean <= uncached.mean + uncached.std,
-      };
-      if (bar.maxKid !== undefined && cached.mean > bar.maxKid) validation.meetsBar = false;
+      validation.kid = await kidVsUncached(
+        options.classifier,
+        result.samples,
+        holdout.length,
+        refFeatures.features,
+        testFeatures,
+      );
+      if (bar.maxKid !== undefined && validation.kid.cached > bar.maxKid) validation.meetsBar = false;
     }
     tick(`validating ${c.label}`);
     if (validation.meetsBar) {
@@ -296,78 +280,4 @@ function selectSpaces(space: readonly PolicySpace[], policies?: string[]) {
     }
   }
   return space.filter((s) => policies.includes(s.policy));
-}
-
-function survivors(scored: Candidate[], bar: QualityBar, margin: number, last: boolean): Candidate[] {
-  const front = paretoFront(scored, (c) => c.idealSpeedup);
-  if (last) return scored;
-  const near = scored
-    .filter((c) => c.psnr >= bar.minPsnr - margin && c.ssim >= (bar.minSsim ?? 0) - margin / 100)
-    .sort((a, b) => b.idealSpeedup - a.idealSpeedup);
-  const keep = near.slice(0, Math.max(3, Math.ceil(scored.length / 3)));
-  return [...new Set([...keep, ...front])];
-}
-
-export function meets(q: { psnr: number; ssim: number }, bar: QualityBar): boolean {
-  return q.psnr >= bar.minPsnr && q.ssim >= (bar.minSsim ?? Number.NEGATIVE_INFINITY);
-}
-
-/** The candidates no other beats on both speed and PSNR, fastest first. */
-export function paretoFront<T extends { psnr: number }>(items: T[], speed: (c: T) => number): T[] {
-  const sorted = [...items].sort((a, b) => speed(b) - speed(a) || b.psnr - a.psnr);
-  const front: T[] = [];
-  let best = Number.NEGATIVE_INFINITY;
-  for (const c of sorted) {
-    if (c.psnr > best) {
-      front.push(c);
-      best = c.psnr;
-    }
-  }
-  return front;
-}
-
-function fidelity(result: GenerationResult, reference: GenerationResult, range: [number, number]) {
-  const [count, channels, height, width] = result.dims;
-  const img = (r: GenerationResult) => ({ data: toUnitRange(r.samples, range), count, channels, height, width });
-  return { psnr: psnr(img(result), img(reference)), ssim: ssim(img(result), img(reference)) };
-}
-
-async function testSubsetFeatures(classifier: Classifier): Promise<Float32Array> {
-  const subset = classifier.testSubset();
-  return (await classifier.classify(subset.images, subset.count)).features;
-}
-
-function idealOf(result: GenerationResult): number {
-  const full = result.reports.reduce((a, r) => a + r.flopsFull, 0);
-  const doneFlops = result.reports.reduce((a, r) => a + r.flopsDone, 0);
-  return round(full / doneFlops, 3);
-}
-
-function label(policy: string, setting: Setting): string {
-  const parts = Object.entries(setting).map(([k, v]) => `${k}=${v}`);
-  return parts.length ? `${policy}:${parts.join(",")}` : policy;
-}
-
-/** [a1, b1, c1, a2, b2, …]: the lists' items taken in turn. */
-function interleave<T>(lists: T[][]): T[] {
-  const out: T[] = [];
-  for (let i = 0; i < Math.max(0, ...lists.map((l) => l.length)); i++)
-    for (const l of lists) if (i < l.length) out.push(l[i]);
-  return out;
-}
-
-function range(start: number, n: number): number[] {
-  return Array.from({ length: n }, (_, i) => start + i);
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
-function round(v: number, digits: number): number {
-  if (!Number.isFinite(v)) return v;
-  const f = 10 ** digits;
-  return Math.round(v * f) / f;
 }

@@ -61,6 +61,7 @@ export async function run(argv: string[]): Promise<void> {
   const pipeline = await loadPipeline(values.model, { session: sessionOptions(values) });
   const classifier = await Classifier.load();
   let bar: Progress | undefined;
+  let barTotal = 0;
   const result = await tune(pipeline, {
     minPsnr,
     minSsim: parseNumber("min-ssim", values["min-ssim"]),
@@ -74,7 +75,11 @@ export async function run(argv: string[]): Promise<void> {
     policies: values.policies?.split(",").map((p) => p.trim()),
     classifier,
     onProgress: (done, total, note) => {
-      bar ??= new Progress("tune", total, !values.quiet);
+      // The total is re-planned once the search rungs end (timing and validation left): start a fresh bar then.
+      if (!bar || total !== barTotal) {
+        bar = new Progress(bar ? "tune (timing, validation)" : "tune (search)", total, !values.quiet);
+        barTotal = total;
+      }
       bar.update(done, note);
     },
   });

@@ -52,16 +52,16 @@ export const TAYLORSEER_OPTIONS: readonly OptionSchema[] = [
   { name: "order", type: "int", default: 1, min: 0, max: 4, help: "O: Taylor order (0 = reuse, FORA)" },
   { name: "warmup", type: "int", default: 2, min: 0, help: "W: initial steps that always compute" },
   { name: "variable", type: "string", default: "step", choices: ["step", "time"], help: "expansion variable" },
-  { name: "basis", type: "string", default: "taylor", choices: ["taylor", "hermite"], help: "forecast basis" },
+  // The forecaster refinements have no spelled-out default, so plain TaylorSeer keeps its canonical spec string.
+  { name: "basis", type: "string", choices: ["taylor", "hermite"], help: "forecast basis (default taylor)" },
   { name: "sigma", type: "number", min: 0.01, max: 2, help: "σ of the Hermite basis (default 1/√2)" },
-  { name: "corrector", type: "string", default: "none", choices: ["none", "foca"], help: "error corrector" },
-  { name: "gain", type: "number", default: 1, min: 0, max: 2, help: "λ: share of the corrector's error term" },
+  { name: "corrector", type: "string", choices: ["none", "foca"], help: "error corrector (default none)" },
+  { name: "gain", type: "number", min: 0, max: 2, help: "λ: share of the corrector's error term (default 1)" },
   {
     name: "scope",
     type: "string",
-    default: "branches",
     choices: ["branches", "stack"],
-    help: "forecast every branch or the stack residual",
+    help: "forecast every branch or the stack residual (default branches)",
   },
 ];
 
@@ -87,11 +87,11 @@ export function taylorseer(options: TaylorSeerOptions = {}): CachePolicy {
     order: o.order as number,
     warmup: o.warmup as number,
     variable: o.variable as "step" | "time",
-    basis: o.basis as "taylor" | "hermite",
-    sigma: (o.sigma as number | undefined) ?? Math.SQRT1_2,
-    corrector: o.corrector as "none" | "foca",
-    gain: o.gain as number,
-    scope: o.scope as "branches" | "stack",
+    basis: (o.basis as "taylor" | "hermite" | undefined) ?? PLAIN_TAYLOR.basis,
+    sigma: (o.sigma as number | undefined) ?? PLAIN_TAYLOR.sigma,
+    corrector: (o.corrector as "none" | "foca" | undefined) ?? PLAIN_TAYLOR.corrector,
+    gain: (o.gain as number | undefined) ?? PLAIN_TAYLOR.gain,
+    scope: (o.scope as "branches" | "stack" | undefined) ?? PLAIN_TAYLOR.scope,
   });
 }
 

@@ -10,6 +10,7 @@ import { writeArtifact } from "../src/profiling/artifact.ts";
 import { profileBac } from "../src/profiling/bac.ts";
 import { profileErtaCache } from "../src/profiling/ertacache.ts";
 import { profileRouter } from "../src/profiling/harmonica.ts";
+import { profileMagCache } from "../src/profiling/magcache.ts";
 import { profileProfilingDit } from "../src/profiling/profilingdit.ts";
 import { profileTeaCache } from "../src/profiling/teacache.ts";
 
@@ -51,6 +52,9 @@ await make("harmonica", { ...base, items: 8, rho: 0.6, rounds: 2 }, async () => 
 }));
 await make("l2c", { ...base, items: 8, rho: 0.6 }, async () => ({
   "l2c.json": await profileRouter(pipeline, { ...base, items: 8, rho: 0.6, mode: "l2c" }),
+}));
+await make("magcache", { ...base, items: 2 }, async () => ({
+  "magcache.json": await profileMagCache(pipeline, { ...base, items: 2 }),
 }));
 const costPath = join(dir, "costs.json");
 let previous: Record<string, unknown> = {};

@@ -146,7 +146,7 @@ describe("ditto generate --cache-config", () => {
     assert.equal(r.code, 2);
     assert.match(
       r.stderr,
-      /unknown option 'intervall' for cache policy taylorseer; its options are interval, order, warmup or variable/,
+      /unknown option 'intervall' for cache policy taylorseer; its options are interval, order, warmup, variable, basis, sigma, corrector, gain or scope/,
     );
   });
 });

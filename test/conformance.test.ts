@@ -18,6 +18,7 @@ import type { ArtifactHeader } from "../src/profiling/artifact.ts";
 import { profileBac } from "../src/profiling/bac.ts";
 import { profileErtaCache } from "../src/profiling/ertacache.ts";
 import { profileRouter } from "../src/profiling/harmonica.ts";
+import { profileMagCache } from "../src/profiling/magcache.ts";
 import { profileProfilingDit } from "../src/profiling/profilingdit.ts";
 import type { CfgMode } from "../src/sampling/denoise.ts";
 import { assertBitIdentical, SHIPPED_MODEL, tempDir } from "./helpers.ts";
@@ -63,6 +64,17 @@ CONFORMANCE.profilingdit = {
     "profilingdit:artifact=$caching,interval=3,s0=1",
   ),
 };
+
+CONFORMANCE.magcache = {
+  setup: async (pipeline, cfgMode) => {
+    const path = saved(await profileMagCache(pipeline, { ...OPTS, cfgMode, items: 1 }));
+    return {
+      computeAll: `magcache:calibration=${path},threshold=0`,
+      caching: `magcache:calibration=${path},threshold=0.5,retention=0.1,maxSkip=2`,
+    };
+  },
+};
+CONFORMANCE.easycache = { computeAll: "easycache:threshold=0", caching: "easycache:threshold=0.5,warmup=2" };
 
 CONFORMANCE.bac = {
   setup: calibrateOnce(

@@ -15,7 +15,7 @@ describe("clear errors", () => {
     await assertRejectsWith(
       () => parseCacheSpec("taylorseer:intervl=3"),
       "OPTION_INVALID",
-      /its options are interval, order, warmup or variable/,
+      /its options are interval, order, warmup, variable, basis, sigma, corrector, gain or scope/,
     );
     await assertRejectsWith(
       () => parseCacheSpec("taylorseer:interval=0"),

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Tensor } from "onnxruntime-common";
 import { materialize } from "../src/cache/accumulate.ts";
-import { fullSteps, TaylorState } from "../src/cache/policies/taylorseer.ts";
+import { fullSteps, PLAIN_TAYLOR, TaylorState } from "../src/cache/policies/taylorseer.ts";
 import type { Approximation, StepView } from "../src/cache/policy.ts";
 import { loadPipeline } from "../src/pipeline.ts";
 import { assertBitIdentical, SHIPPED_MODEL } from "./helpers.ts";
@@ -45,7 +45,7 @@ describe("TaylorSeer factors", () => {
   it("forecasts a linear feature exactly with O = 1", () => {
     const alpha = [0.5, -1.25, 3];
     const beta = [0.125, 0.5, -0.25];
-    const state = new TaylorState({ interval: 4, order: 1, warmup: 1, variable: "step" }, 1);
+    const state = new TaylorState({ interval: 4, order: 1, warmup: 1, variable: "step", ...PLAIN_TAYLOR }, 1);
     const forecasts = run(state, (s) => alpha.map((a, i) => a + beta[i] * s), 20);
     assert.ok(forecasts.size > 10);
     for (const [s, got] of forecasts) {
@@ -57,7 +57,7 @@ describe("TaylorSeer factors", () => {
 
   it("with O = 2 on a quadratic equals F(a) + D1·k + D2·k²/2 with backward differences at the actual spacings", () => {
     const f = (s: number) => [0.5 * s * s - s + 2];
-    const state = new TaylorState({ interval: 3, order: 2, warmup: 1, variable: "step" }, 1);
+    const state = new TaylorState({ interval: 3, order: 2, warmup: 1, variable: "step", ...PLAIN_TAYLOR }, 1);
     const forecasts = run(state, f, 10); // full at 0, 3, 6, 9
     const d1 = (f(6)[0] - f(3)[0]) / 3;
     const d1prev = (f(3)[0] - f(0)[0]) / 3;
@@ -67,7 +67,7 @@ describe("TaylorSeer factors", () => {
   });
 
   it("keeps only the value during warm-up, then grows to O + 1 factors", () => {
-    const state = new TaylorState({ interval: 6, order: 2, warmup: 3, variable: "step" }, 1);
+    const state = new TaylorState({ interval: 6, order: 2, warmup: 3, variable: "step", ...PLAIN_TAYLOR }, 1);
     const sizes: number[] = [];
     for (let s = 0; s <= 8; s++) {
       if (state.decide(0, view(s)) === "compute") {

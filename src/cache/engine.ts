@@ -456,6 +456,7 @@ export class CacheEngine implements NetworkEvaluator {
   }
 
   private async computeTap(name: TapName, store: TensorStore): Promise<Tensor> {
+    if (name === "input") return this.need(store, this.model.manifest.inputs.sample.name);
     const { graph, structure } = this.model;
     const target = structure.atoms[0].modulatedInput;
     if (name !== "block0-modulated" || !target) {

@@ -67,7 +67,8 @@ export interface RunContext {
 }
 
 /** Signals a policy can ask for at a step (computed lazily, once per step). */
-export type TapName = "block0-modulated";
+/** `block0-modulated`: block 0's modulated input (TeaCache); `input`: the sample x fed to the model (EasyCache). */
+export type TapName = "block0-modulated" | "input";
 
 export interface StepView {
   step: number;

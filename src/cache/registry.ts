@@ -4,8 +4,10 @@
  */
 import { InputError, listChoices } from "../errors.ts";
 import { type OptionSchema, type OptionValue, parseOptionValue } from "./options.ts";
+import { EASYCACHE_OPTIONS, easycache } from "./policies/easycache.ts";
 import { ERTACACHE_OPTIONS, ertacache } from "./policies/ertacache.ts";
 import { DBCACHE_OPTIONS, dbcache, FBCACHE_OPTIONS, fbcache } from "./policies/fbcache.ts";
+import { MAGCACHE_OPTIONS, magcache } from "./policies/magcache.ts";
 import { none } from "./policies/none.ts";
 import { PROFILINGDIT_OPTIONS, profilingdit } from "./policies/profilingdit.ts";
 import { SCHEDULE_OPTIONS, schedule } from "./policies/schedule.ts";
@@ -44,6 +46,20 @@ export const POLICIES: readonly PolicyDefinition[] = [
     paper: "arXiv 2411.19108",
     options: TEACACHE_OPTIONS,
     create: teacache,
+  },
+  {
+    name: "magcache",
+    summary: "skip the stack while the calibrated residual-magnitude ratios stay near 1 (needs a calibration run)",
+    paper: "arXiv 2506.09045",
+    options: MAGCACHE_OPTIONS,
+    create: magcache,
+  },
+  {
+    name: "easycache",
+    summary: "skip the stack while the run-time transformation rate predicts a small accumulated change",
+    paper: "arXiv 2507.02860",
+    options: EASYCACHE_OPTIONS,
+    create: easycache,
   },
   {
     name: "fbcache",
@@ -159,6 +175,7 @@ export function policyFromConfig(config: unknown, source = "cache config"): Cach
       `${source} must be a JSON object with a "policy" name and its options, e.g. {"policy": "taylorseer", "interval": 5}`,
     );
   }
-  const { policy, ...options } = config as { policy: string } & Record<string, unknown>;
+  // `tunedFor` records what `ditto tune` tuned a config for; it is a note, not an option.
+  const { policy, tunedFor: _note, ...options } = config as { policy: string } & Record<string, unknown>;
   return findPolicy(policy).create(options);
 }

@@ -34,6 +34,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   serve: { summary: "HTTP API for generation jobs over Redis (BullMQ)", load: () => import("./serve.ts") },
   worker: { summary: "run generation jobs from Redis; start one or many", load: () => import("./worker.ts") },
   web: { summary: "serve the browser page: cached vs uncached, side by side", load: () => import("./web.ts") },
+  tune: { summary: "find the fastest cache setting that keeps a quality bar", load: () => import("./tune.ts") },
 };
 
 const HELP = `ditto — feature caching for diffusion transformers on ONNX Runtime

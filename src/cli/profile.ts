@@ -33,6 +33,7 @@ const METHODS: Record<string, () => Promise<ProfileMethod>> = {
   bac: async () => (await import("../profiling/bac-cli.ts")).bacMethod,
   harmonica: async () => (await import("../profiling/harmonica-cli.ts")).harmonicaMethod,
   l2c: async () => (await import("../profiling/harmonica-cli.ts")).l2cMethod,
+  magcache: async () => (await import("../profiling/magcache.ts")).magcacheMethod as ProfileMethod,
 };
 
 /** A `--set` key of a method: its help, and the check its value must pass before any work. */
@@ -47,6 +48,7 @@ interface SetKey {
 /** Each method's `--set` keys (listed in --help; any other key is refused). A method missing here takes any key. */
 export const SET_KEYS: Record<string, Record<string, SetKey>> = {
   teacache: {},
+  magcache: {},
   ertacache: {
     lambda: { kind: "number", min: 0, help: "reuse-error threshold λ (default 0.1)" },
     computed: { kind: "int", min: 1, help: "instead of λ: the number of steps to compute" },

@@ -118,6 +118,12 @@ export const profilingditArtifactSchema = artifactHeaderSchema
     }
   });
 
+export const magcacheArtifactSchema = artifactHeaderSchema
+  .extend({ ratios: z.array(finite.positive({ error: "must be a positive magnitude ratio" })) })
+  .check((ctx) => {
+    expectLength(ctx, ["ratios"], ctx.value.ratios, ctx.value.sampler.steps, "one ratio γ per sampling step");
+  });
+
 const table = z.array(z.array(bit));
 
 export const scheduleArtifactSchema = artifactHeaderSchema
@@ -144,4 +150,5 @@ export const ARTIFACT_SCHEMAS: Record<string, z.ZodType> = {
   profilingdit: profilingditArtifactSchema,
   bac: scheduleArtifactSchema,
   router: scheduleArtifactSchema,
+  magcache: magcacheArtifactSchema,
 };

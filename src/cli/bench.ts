@@ -7,7 +7,7 @@ import { benchJson, benchMarkdown, benchPlot } from "../bench/report.ts";
 import { InputError } from "../errors.ts";
 import { loadPipeline } from "../pipeline.ts";
 import { parseNumber } from "./args.ts";
-import { MODEL_HELP, MODEL_OPTIONS, sessionOptions } from "./common.ts";
+import { MODEL_HELP, MODEL_OPTIONS, modelLoadOptions } from "./common.ts";
 import { Progress } from "./progress.ts";
 
 const HELP = `Usage: ditto bench [options]
@@ -74,7 +74,7 @@ export async function run(argv: string[]): Promise<void> {
   settings.repeats = parseNumber("repeats", values.repeats, true) ?? settings.repeats;
   settings.timingSamples = parseNumber("timing-samples", values["timing-samples"], true) ?? settings.timingSamples;
 
-  const pipeline = await loadPipeline(values.model, { session: sessionOptions(values) });
+  const pipeline = await loadPipeline(values.model, modelLoadOptions(values));
   let bar: Progress | undefined;
   const result = await runBench(pipeline, specs, settings, (p) => {
     bar ??= new Progress("bench", p.total, !values.quiet);

@@ -13,7 +13,7 @@ import { type GenerationResult, loadPipeline } from "../pipeline.ts";
 import type { CfgMode } from "../sampling/denoise.ts";
 import type { SamplerKind } from "../sampling/samplers.ts";
 import { parseIntList, parseNumber } from "./args.ts";
-import { MODEL_HELP, MODEL_OPTIONS, sessionOptions } from "./common.ts";
+import { MODEL_HELP, MODEL_OPTIONS, modelLoadOptions, reportStartup } from "./common.ts";
 import { Progress } from "./progress.ts";
 
 const HELP = `Usage: ditto generate [options]
@@ -73,7 +73,7 @@ export async function run(argv: string[]): Promise<void> {
   if (sampler !== undefined && sampler !== "euler" && sampler !== "ddim") {
     throw new InputError("OPTION_INVALID", `--sampler must be euler or ddim (got '${sampler}')`);
   }
-  const pipeline = await loadPipeline(values.model, { session: sessionOptions(values) });
+  const pipeline = await loadPipeline(values.model, modelLoadOptions(values));
   const m = pipeline.manifest;
   const numClasses = m.inputs.condition?.numClasses;
   const classList = m.inputs.condition ? parseIntList("classes", values.classes ?? "all", numClasses) : undefined;
@@ -146,6 +146,7 @@ export async function run(argv: string[]): Promise<void> {
     out,
     ...(reference ? compare(result, reference, m.image.range) : {}),
   };
+  reportStartup(pipeline.model, values.verbose, `wrote ${out}`);
   if (values.json) process.stdout.write(`${jsonWithInfinity(report)}\n`);
   else {
     process.stdout.write(

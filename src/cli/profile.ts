@@ -7,7 +7,7 @@ import { loadPipeline, type Pipeline } from "../pipeline.ts";
 import { type ArtifactHeader, writeArtifact } from "../profiling/artifact.ts";
 import type { CalibrationOptions } from "../profiling/calibration.ts";
 import { parseNumber } from "./args.ts";
-import { MODEL_HELP, MODEL_OPTIONS, sessionOptions } from "./common.ts";
+import { MODEL_HELP, MODEL_OPTIONS, modelLoadOptions } from "./common.ts";
 import { Progress } from "./progress.ts";
 
 interface ProfileMethod {
@@ -80,7 +80,7 @@ export async function run(argv: string[]): Promise<void> {
     if (!key || value === undefined) throw new InputError("OPTION_INVALID", `--set expects KEY=VALUE (got '${kv}')`);
     extra[key] = value;
   }
-  const pipeline = await loadPipeline(values.model, { session: sessionOptions(values) });
+  const pipeline = await loadPipeline(values.model, modelLoadOptions(values));
   const started = performance.now();
   let bar: Progress | undefined;
   let pass = 0;

@@ -3,6 +3,7 @@
  * fused against unfused graphs within float tolerance, cached (ORT-optimized) sessions against fresh ones bit for bit.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readdirSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
@@ -148,5 +149,15 @@ describe("graph cache", () => {
     assert.match(warnings[0], /cannot write the graph cache in .*ro.*DITTO_CACHE_DIR.*--no-graph-cache/s);
     t.diagnostic(warnings[0]);
     await model.release();
+  });
+});
+
+describe("bench:peer", () => {
+  it("without PyTorch, says how to install it and exits non-zero", () => {
+    const r = spawnSync(process.execPath, ["--import", "tsx", "bench/peer.ts", "--python", "/nonexistent/python3"], {
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /bench:peer needs PyTorch.*apt-get install python3-torch/s);
   });
 });

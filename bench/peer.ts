@@ -18,6 +18,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Tensor } from "onnxruntime-common";
+import { relaunchWithMallocTuning } from "../bin/malloc-tuning.js";
 import { median } from "../src/bench/harness.ts";
 import { fora } from "../src/cache/policies/taylorseer.ts";
 import type { CachePolicy } from "../src/cache/policy.ts";
@@ -27,6 +28,8 @@ import { feedsFor } from "../src/runtime/model-inputs.ts";
 import { batchNoise } from "../src/sampling/noise.ts";
 import { createSampler } from "../src/sampling/samplers.ts";
 
+// The same malloc tuning as the ditto command (bin/malloc-tuning.js); the PyTorch peer inherits it too.
+relaunchWithMallocTuning();
 const here = dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
   options: {

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Tensor } from "onnxruntime-common";
 import * as ort from "onnxruntime-node";
+import { tunedEnvironment } from "../bin/malloc-tuning.js";
 import { fuseTanhGelu } from "../src/onnx/fuse-gelu.ts";
 import { graphOf, onnx } from "../src/onnx/proto.ts";
 import { loadPipeline } from "../src/pipeline.ts";
@@ -159,5 +160,18 @@ describe("bench:peer", () => {
     });
     assert.equal(r.status, 1);
     assert.match(r.stderr, /bench:peer needs PyTorch.*apt-get install python3-torch/s);
+  });
+});
+
+describe("malloc tuning (bin/malloc-tuning.js)", () => {
+  it("relaunches on Linux with raised mmap/trim thresholds, once, unless turned off or already set", () => {
+    const env = tunedEnvironment({ PATH: "/bin" }, "linux");
+    assert.equal(env?.MALLOC_MMAP_THRESHOLD_, String(256 * 1024 * 1024));
+    assert.equal(env?.MALLOC_TRIM_THRESHOLD_, String(1024 * 1024 * 1024));
+    assert.equal(env?.PATH, "/bin");
+    assert.equal(tunedEnvironment({ ...env }, "linux"), undefined, "the relaunched process does not relaunch again");
+    assert.equal(tunedEnvironment({ DITTO_MALLOC_TUNING: "off" }, "linux"), undefined);
+    assert.equal(tunedEnvironment({ MALLOC_MMAP_THRESHOLD_: "1" }, "linux"), undefined);
+    assert.equal(tunedEnvironment({}, "darwin"), undefined);
   });
 });

@@ -120,6 +120,7 @@ for (const n of sizes) {
       out,
     });
   const dittoRun = (i: number) => pipeline.generate({ classes, seeds, steps, cfg, batch: n, cache: policies[i] });
+  process.stderr.write(`${n} samples: warm-up…\n`);
   // Warm-up run of each setting on both sides; the final samples also show the two agree end to end.
   const sampleDiff: number[] = [];
   for (let i = 0; i < settings.length; i++) {
@@ -132,6 +133,7 @@ for (const n of sizes) {
   const torchMs: number[][] = settings.map(() => []);
   const dittoMs: number[][] = settings.map(() => []);
   for (let r = 0; r < repeats; r++) {
+    process.stderr.write(`${n} samples: repeat ${r + 1} of ${repeats}…\n`);
     for (let i = 0; i < settings.length; i++) {
       const runTorch = async () => torchMs[i].push((await torchRun(settings[i])).ms as number);
       const runDitto = async () => dittoMs[i].push((await dittoRun(i)).wallMs);

@@ -158,24 +158,29 @@ for (const n of sizes) {
       loadAverage: loadNow,
     });
   });
+  printTable(rows);
 }
 await peer.close();
 rmSync(work, { recursive: true, force: true });
+printTable(rows);
+console.log(JSON.stringify({ threads, steps, cfg, repeats, forwardParity: parity, rows }));
 
-console.log(
-  "\n| samples | setting | PyTorch eager | Ditto | Ditto ÷ PyTorch | speedup vs own uncached (Ditto / PyTorch) | max |Δx| final samples | load avg (1/5/15 min) |",
-);
-console.log("|---:|---|---:|---:|---:|---:|---:|---|");
-for (const r of rows) {
+/** The table so far (also printed after each size, so a long run that is stopped keeps what it measured). */
+function printTable(list: Record<string, unknown>[]): void {
   console.log(
-    `| ${r.samples} | ${r.setting} | ${((r.torchMs as number) / 1000).toFixed(2)} s | ${((r.dittoMs as number) / 1000).toFixed(2)} s | ` +
-      `${(r.dittoOverTorch as number).toFixed(2)} | ${(r.dittoSpeedup as number).toFixed(2)}× / ${(r.torchSpeedup as number).toFixed(2)}× | ` +
-      `${r.finalSampleMaxDiff} | ${r.loadAverage} |`,
+    "\n| samples | setting | PyTorch eager | Ditto | Ditto ÷ PyTorch | speedup vs own uncached (Ditto / PyTorch) | max |Δx| final samples | load avg (1/5/15 min) |",
   );
+  console.log("|---:|---|---:|---:|---:|---:|---:|---|");
+  for (const r of list) {
+    console.log(
+      `| ${r.samples} | ${r.setting} | ${((r.torchMs as number) / 1000).toFixed(2)} s | ${((r.dittoMs as number) / 1000).toFixed(2)} s | ` +
+        `${(r.dittoOverTorch as number).toFixed(2)} | ${(r.dittoSpeedup as number).toFixed(2)}× / ${(r.torchSpeedup as number).toFixed(2)}× | ` +
+        `${r.finalSampleMaxDiff} | ${r.loadAverage} |`,
+    );
+  }
+  const result = { threads, steps, cfg, repeats, forwardParity: parity, rows: list };
+  if (values.json) writeFileSync(resolve(values.json), `${JSON.stringify(result, null, 2)}\n`);
 }
-const result = { threads, steps, cfg, repeats, forwardParity: parity, rows };
-if (values.json) writeFileSync(resolve(values.json), `${JSON.stringify(result, null, 2)}\n`);
-console.log(JSON.stringify(result));
 
 function round3(x: number): number {
   return Math.round(x * 1000) / 1000;

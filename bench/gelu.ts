@@ -30,20 +30,30 @@ const runs = { fused: await segments(fused), unfused: await segments(plain) };
 const forward = async (name: keyof typeof runs) => {
   const store: TensorStore = new Map(Object.entries(feeds));
   const t0 = performance.now();
+  const cpu = process.cpuUsage();
   for (const s of runs[name]) await s.run(store);
-  return { ms: performance.now() - t0, out: store.get(fused.manifest.output.name)?.data as Float32Array };
+  const used = process.cpuUsage(cpu);
+  return {
+    ms: performance.now() - t0,
+    cpuMs: (used.user + used.system) / 1000,
+    out: store.get(fused.manifest.output.name)?.data as Float32Array,
+  };
 };
 const a = await forward("fused");
 const b = await forward("unfused");
 const diff = a.out.reduce((mx, v, i) => Math.max(mx, Math.abs(v - b.out[i])), 0);
 const times = { fused: [] as number[], unfused: [] as number[] };
+const cpu = { fused: [] as number[], unfused: [] as number[] };
 for (let r = 0; r < repeats; r++) {
   for (const name of r % 2 === 0 ? (["fused", "unfused"] as const) : (["unfused", "fused"] as const)) {
-    times[name].push((await forward(name)).ms);
+    const m = await forward(name);
+    times[name].push(m.ms);
+    cpu[name].push(m.cpuMs);
   }
 }
-const ratio = median(times.fused.map((f, i) => f / times.unfused[i]));
+const ratio = (t: typeof times) => median(t.fused.map((f, i) => f / t.unfused[i])).toFixed(3);
 console.log(
-  `batch ${batch}: fused ${median(times.fused).toFixed(1)} ms, unfused ${median(times.unfused).toFixed(1)} ms per forward; ` +
-    `fused ÷ unfused = ${ratio.toFixed(3)} (median of ${repeats}); max |Δv| = ${diff.toExponential(2)}`,
+  `batch ${batch}: fused ${median(times.fused).toFixed(1)} ms (CPU ${median(cpu.fused).toFixed(0)} ms), unfused ` +
+    `${median(times.unfused).toFixed(1)} ms (CPU ${median(cpu.unfused).toFixed(0)} ms) per forward; fused ÷ unfused = ` +
+    `${ratio(times)} wall, ${ratio(cpu)} CPU (medians of ${repeats}); max |Δv| = ${diff.toExponential(2)}`,
 );

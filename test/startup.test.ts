@@ -63,7 +63,13 @@ describe("tanh-GELU fusion", () => {
       assert.equal(fuseTanhGelu(model), 1);
       const ops = graphOf(model).node.map((n) => n.opType);
       assert.deepEqual(ops, ["MatMul", "FastGelu", "MatMul"], `left: ${ops.join(", ")}`);
-      assert.ok(!graphOf(model).node.some((n) => n.opType === "Constant"));
+      assert.deepEqual(
+        graphOf(model)
+          .initializer.map((t) => t.name)
+          .sort(),
+        ["b", "w", "w2"],
+        "unused constants go",
+      );
       const x = new Float32Array(3 * 40).map((_, i) => Math.sin(i * 1.7) * 3);
       const fused = await runGraph(onnx.ModelProto.encode(model).finish(), x);
       const plain = await runGraph(bytes, x);

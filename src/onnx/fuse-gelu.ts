@@ -40,8 +40,9 @@ export function fuseTanhGelu(model: ModelProto): number {
     );
   });
   if (replace.size === 0) return 0;
+  const released = new Set([...drop].flatMap((i) => nodes[i].input));
   graph.node = nodes.flatMap((n, i) => replace.get(i) ?? (drop.has(i) ? [] : [n]));
-  dropUnusedConstants(model);
+  dropUnusedConstants(model, released);
   if (!model.opsetImport.some((o) => o.domain === MS_DOMAIN)) {
     model.opsetImport.push(onnx.OperatorSetIdProto.create({ domain: MS_DOMAIN, version: 1 }));
   }
@@ -128,7 +129,6 @@ function matchAround(tanhIndex: number, g: GraphLookup): GeluMatch | undefined {
     const tail = matchTail(g.nodes[onePlus].output[0], x, g, only, otherThanConstant);
     if (!tail) continue;
     const nodes = [...cubeNodes, cubicMul, sum, scale, tanhIndex, onePlus, ...tail.nodes];
-    if (!consumedOnlyBy(x, nodes, g)) continue;
     return { x, output: tail.output, nodes, last: Math.max(...nodes), bias: biasOf(x, nodes, g) };
   }
   return undefined;
@@ -240,8 +240,8 @@ function scalarValue(t: TensorProto): number | undefined {
   return undefined;
 }
 
-/** Removes Constant nodes whose outputs nothing reads any more. */
-function dropUnusedConstants(model: ModelProto): void {
+/** Removes Constant nodes, and the initializers the fused nodes read, that nothing reads any more. */
+function dropUnusedConstants(model: ModelProto, released: Set<string>): void {
   const graph = graphOf(model);
   const read = new Set<string>();
   const visit = (nodes: NodeProto[]) => {
@@ -253,4 +253,8 @@ function dropUnusedConstants(model: ModelProto): void {
   visit(graph.node as NodeProto[]);
   for (const o of graph.output) read.add(o.name ?? "");
   graph.node = (graph.node as NodeProto[]).filter((n) => n.opType !== "Constant" || n.output.some((o) => read.has(o)));
+  const unused = (name: string) => released.has(name) && !read.has(name);
+  const dropped = new Set((graph.initializer as TensorProto[]).map((t) => t.name ?? "").filter(unused));
+  graph.initializer = (graph.initializer as TensorProto[]).filter((t) => !dropped.has(t.name ?? ""));
+  graph.input = graph.input.filter((i) => !dropped.has(i.name ?? "")); // old IRs list initializers as inputs
 }

@@ -45,7 +45,8 @@ export function reportStartup(model: DiT, verbose: boolean | undefined, what = "
     `start-up: load ${ms(s.loadMs)}, probe ${ms(s.probeMs)}, cutting graphs ${ms(s.cutMs)}, ` +
       `session creation ${ms(s.sessionMs)} (${s.sessions} sessions); graph cache ` +
       `${model.graphCache ? `${s.cacheHits} hits, ${s.cacheMisses} misses in ${model.graphCache.location}` : "off"}\n` +
-      `${what} ${ms(performance.now())} after the process started (CPU time ${ms(cpuMs())})\n`,
+      `${what} ${ms(performance.now())} after the process started (CPU time ${ms(cpuMs())}, of it system ` +
+      `${ms(process.cpuUsage().system / 1000)})\n`,
   );
 }
 

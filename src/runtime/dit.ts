@@ -377,10 +377,18 @@ export class DiT {
 
   private async probeRun(wanted: string[]): Promise<Record<string, { type: Tensor["type"]; dims: number[] }>> {
     const found: Record<string, { type: Tensor["type"]; dims: number[] }> = {};
-    const proto = onnx.ModelProto.decode(onnx.ModelProto.encode(this.onnx.proto).finish());
-    const graph = graphOf(proto);
+    // The extra outputs go on the loaded graph only while it is encoded (no await in between): one encode instead
+    // of copying the whole model through encode/decode first.
+    const graph = graphOf(this.onnx.proto);
+    const outputs = graph.output.length;
     for (const name of wanted) graph.output.push(onnx.ValueInfoProto.create({ name }));
-    const session = await this.backend.createSession(onnx.ModelProto.encode(proto).finish(), this.sessionOptions);
+    let bytes: Uint8Array;
+    try {
+      bytes = onnx.ModelProto.encode(this.onnx.proto).finish();
+    } finally {
+      graph.output.splice(outputs);
+    }
+    const session = await this.backend.createSession(bytes, this.sessionOptions);
     try {
       const results = await session.run(probeFeeds(this.manifest));
       for (const [name, t] of Object.entries(results)) {

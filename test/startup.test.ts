@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -142,6 +142,19 @@ describe("graph cache", () => {
     assert.equal(sha, model.onnx.sha256);
     assert.match(readdirSync(join(dir, "graphs", sha))[0], /^\d+\.\d+\.\d+-[0-9a-f]{12}$/);
     await model.release();
+  });
+
+  it("prunes this model's folders of other Ditto builds that nothing wrote for an hour", async () => {
+    const dir = tempDir("ditto-graph-cache-");
+    const old = join(dir, "graphs", "abc", "0.0.1-old");
+    const recent = join(dir, "graphs", "abc", "0.0.1-recent");
+    for (const d of [old, recent]) mkdirSync(d, { recursive: true });
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600 * 1000);
+    utimesSync(old, twoHoursAgo, twoHoursAgo);
+    const store = new FileGraphStore(dir);
+    await store.write("abc", "key", Uint8Array.of(1, 2, 3));
+    assert.deepEqual(await store.read("abc", "key"), Uint8Array.of(1, 2, 3));
+    assert.ok(!existsSync(old) && existsSync(recent));
   });
 
   it("says once, clearly, when the folder is not writable, and carries on uncached", async (t) => {

@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
-import { mkdir, rename, unlink, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,6 +23,7 @@ export class FileGraphStore implements GraphStore {
   private readonly build: string;
   private readonly warn: (message: string) => void;
   private failed = false;
+  private readonly pruned = new Set<string>();
 
   constructor(dir = defaultCacheDir(), warn: (message: string) => void = (m) => process.stderr.write(`ditto: ${m}\n`)) {
     this.location = join(dir, "graphs");
@@ -49,6 +50,10 @@ export class FileGraphStore implements GraphStore {
       await mkdir(dirname(path), { recursive: true });
       await writeFile(temp, bytes);
       await rename(temp, path);
+      if (!this.pruned.has(model)) {
+        this.pruned.add(model);
+        await this.pruneOtherBuilds(model);
+      }
     } catch (err) {
       this.failed = true;
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
@@ -80,6 +85,20 @@ export class FileGraphStore implements GraphStore {
         await rename(savePath, path).catch(() => unlink(savePath).catch(() => undefined));
       },
     };
+  }
+
+  /**
+   * Removes this model's entries from other Ditto builds that nothing wrote for an hour: every build (and, in a
+   * development checkout, every edit of the cutting code) starts a folder of its own, ~2× the model's size.
+   */
+  private async pruneOtherBuilds(model: string): Promise<void> {
+    const dir = join(this.location, model);
+    const cutoff = Date.now() - 60 * 60 * 1000;
+    for (const build of await readdir(dir).catch(() => [] as string[])) {
+      if (build === this.build) continue;
+      const info = await stat(join(dir, build)).catch(() => undefined);
+      if (info && info.mtimeMs < cutoff) await rm(join(dir, build), { recursive: true, force: true }).catch(() => {});
+    }
   }
 
   private path(model: string, key: string, ext = "bin"): string {

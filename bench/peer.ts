@@ -250,7 +250,7 @@ async function forwardParity(p: Pipeline): Promise<number> {
 
 function startPeer() {
   // Idle OpenMP threads sleep instead of spinning, as Ditto's ONNX Runtime pools do (`spinning` off): spinning
-  // threads on a shared or oversubscribed machine slow PyTorch by 10-20× (measured: 5.9 s vs 0.29 s per forward).
+  // threads on a shared or oversubscribed machine stall PyTorch badly.
   const env = { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? "PASSIVE" };
   const child = spawn(python, [join(here, "peer", "torch_peer.py")], { stdio: ["pipe", "pipe", "inherit"], env });
   const lines = createInterface({ input: child.stdout });

@@ -5,7 +5,7 @@
  * that is page-faulted in on first write and unmapped on free. onnxruntime-node copies each session output into a
  * new ArrayBuffer, so a full step that hands out all branch values (48 MB at network batch 40) paid a page-fault
  * storm and an unmap per step, growing with batch. Raising the mmap and trim thresholds keeps those buffers on the
- * reused heap (measured: system time of 3 FORA N=2 runs at 20 samples 0.88 → 0.17 s). The environment is read by
+ * reused heap (`npm run bench:malloc`: system time 1.10 → 0.54 s for FORA N=2 at 20 samples). The environment is read by
  * glibc at process start, hence the relaunch; DITTO_MALLOC_TUNING=off skips it, and a caller that sets either
  * variable keeps its own values.
  */

@@ -8,7 +8,14 @@ import { InputError } from "../errors.ts";
 import { loadPipeline, type Pipeline } from "../pipeline.ts";
 import { readSweep } from "../schema/sweep.ts";
 import { parseNumber } from "./args.ts";
-import { MODEL_HELP, MODEL_OPTIONS, REVIEW_HELP, REVIEW_OPTIONS, refuseUnreviewed, sessionOptions } from "./common.ts";
+import {
+  MODEL_HELP,
+  MODEL_OPTIONS,
+  modelLoadOptions,
+  REVIEW_HELP,
+  REVIEW_OPTIONS,
+  refuseUnreviewed,
+} from "./common.ts";
 import { checkOutputFile } from "./output-path.ts";
 import { Progress } from "./progress.ts";
 
@@ -87,7 +94,7 @@ export async function run(argv: string[]): Promise<void> {
   if (values.out) for (const ext of ["json", "md", "png"]) checkOutputFile("out", `${values.out}.${ext}`, "bench");
 
   await checkEvaluation(await refuseUnreviewed(values));
-  const pipeline = await loadPipeline(values.model, { session: sessionOptions(values) });
+  const pipeline = await loadPipeline(values.model, modelLoadOptions(values));
   if (!values.quiet) process.stderr.write(`${await estimate(pipeline, specs.length, settings)}\n`);
   let bar: Progress | undefined;
   const result = await runBench(pipeline, specs, settings, (p) => {

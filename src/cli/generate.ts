@@ -16,7 +16,15 @@ import type { CfgMode } from "../sampling/denoise.ts";
 import type { SamplerKind } from "../sampling/samplers.ts";
 import { readCacheConfig } from "../schema/cache-config.ts";
 import { parseIntList, parseNumber } from "./args.ts";
-import { MODEL_HELP, MODEL_OPTIONS, REVIEW_HELP, REVIEW_OPTIONS, refuseUnreviewed, sessionOptions } from "./common.ts";
+import {
+  MODEL_HELP,
+  MODEL_OPTIONS,
+  modelLoadOptions,
+  REVIEW_HELP,
+  REVIEW_OPTIONS,
+  refuseUnreviewed,
+  reportStartup,
+} from "./common.ts";
 import { checkOutputFile } from "./output-path.ts";
 import { Progress } from "./progress.ts";
 
@@ -97,7 +105,7 @@ export async function run(argv: string[]): Promise<void> {
   const policy = cachePolicy(values.cache, values["cache-config"]);
   const out = checkOutputFile("out", values.out, "ditto-grid.png");
   await refuseUnreviewed(values);
-  const pipeline = await loadPipeline(values.model, { session: sessionOptions(values) });
+  const pipeline = await loadPipeline(values.model, modelLoadOptions(values));
   const m = pipeline.manifest;
   const image = requireImage(m, "ditto generate");
   const numClasses = classCondition(m)?.numClasses;
@@ -188,6 +196,7 @@ export async function run(argv: string[]): Promise<void> {
     out,
     ...(timing ? compare(result, timing.reference, image.range, timing) : {}),
   };
+  reportStartup(pipeline.model, values.verbose, `wrote ${out}`);
   if (values.json) process.stdout.write(`${jsonWithInfinity(report)}\n`);
   else {
     process.stdout.write(

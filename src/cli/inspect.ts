@@ -1,7 +1,7 @@
 /** `ditto inspect`: the structure Ditto found in a model — blocks, units, cut tensors, parameters and FLOPs. */
 import { parseArgs } from "node:util";
 import { loadDiT } from "../runtime/dit.ts";
-import { MODEL_HELP, MODEL_OPTIONS, sessionOptions } from "./common.ts";
+import { MODEL_HELP, MODEL_OPTIONS, modelLoadOptions } from "./common.ts";
 
 const HELP = `Usage: ditto inspect [MODEL] [options]
 
@@ -26,7 +26,7 @@ export async function run(argv: string[]): Promise<void> {
     process.stdout.write(HELP);
     return;
   }
-  const model = await loadDiT(positionals[0] ?? values.model, { session: sessionOptions(values), inferManifest: true });
+  const model = await loadDiT(positionals[0] ?? values.model, { ...modelLoadOptions(values), inferManifest: true });
   const { structure, graph } = model;
   if (values.tensors) {
     for (const node of graph.nodes)

@@ -9,7 +9,14 @@ import { type ArtifactHeader, readArtifact, writeArtifact } from "../profiling/a
 import type { CalibrationOptions } from "../profiling/calibration.ts";
 import type { SamplerKind } from "../sampling/samplers.ts";
 import { parseNumber } from "./args.ts";
-import { MODEL_HELP, MODEL_OPTIONS, REVIEW_HELP, REVIEW_OPTIONS, refuseUnreviewed, sessionOptions } from "./common.ts";
+import {
+  MODEL_HELP,
+  MODEL_OPTIONS,
+  modelLoadOptions,
+  REVIEW_HELP,
+  REVIEW_OPTIONS,
+  refuseUnreviewed,
+} from "./common.ts";
 import { checkOutputFile } from "./output-path.ts";
 import { Progress } from "./progress.ts";
 
@@ -192,7 +199,7 @@ export async function run(argv: string[]): Promise<void> {
   const plot = values.plot === undefined ? undefined : checkOutputFile("plot", values.plot, `${name}.png`);
   await refuseUnreviewed(values);
   const method = await load();
-  const pipeline = await loadPipeline(values.model, { session: sessionOptions(values) });
+  const pipeline = await loadPipeline(values.model, modelLoadOptions(values));
   const started = performance.now();
   // A policy is calibrated on observations its own uncached rollout visits (control/calibration.ts).
   const observations = observationSpec(pipeline.manifest)

@@ -7,7 +7,7 @@ import type { Tensor } from "onnxruntime-common";
 export type GraphOptimization = "disabled" | "basic" | "extended" | "all";
 
 export interface SessionOptions {
-  /** Threads inside one operator (default: ONNX Runtime's choice, the number of physical cores). */
+  /** Threads inside one operator (default: every core Node may use, `os.availableParallelism()`). */
   intraOpThreads?: number;
   interOpThreads?: number;
   graphOptimization?: GraphOptimization;
@@ -25,6 +25,11 @@ export interface SessionOptions {
    * hot by the next session (measured in bench/overhead.ts: block-split time −8 % at batch 16).
    */
   memoryArena?: boolean;
+  /**
+   * Save ONNX Runtime's optimized graph to this file while creating the session (the graph cache's second level:
+   * loading it later with graphOptimization "disabled" skips the optimizer, ~40 % of creating a session).
+   */
+  optimizedModelPath?: string;
 }
 
 export interface Session {
@@ -36,5 +41,10 @@ export interface Session {
 
 export interface Backend {
   readonly name: string;
+  /**
+   * The runtime build and hardware, for caching runtime-optimized graphs (which may hold CPU-specific layouts);
+   * undefined when the backend cannot save them.
+   */
+  readonly optimizedModelTag?: string;
   createSession(model: Uint8Array, options?: SessionOptions): Promise<Session>;
 }

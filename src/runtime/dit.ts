@@ -10,12 +10,15 @@ import { inferManifest } from "../model/infer-manifest.ts";
 import { loadManifest, observationSpec, type ResolvedManifest, sampleShape } from "../model/manifest.ts";
 import { planConditioning, planEmbed, planHead, planPatch, planRange, type SegmentPlan } from "../model/plan.ts";
 import { extractSubModel, type TensorType } from "../onnx/extract.ts";
+import { fuseTanhGelu } from "../onnx/fuse-gelu.ts";
 import { GraphIndex } from "../onnx/graph.ts";
 import { type LoadedOnnx, loadOnnx } from "../onnx/load.ts";
 import { elementTypeOf, graphOf, type ModelProto, onnx } from "../onnx/proto.ts";
 import { appendStackedValues, STACK_OUTPUT } from "../onnx/rewrite.ts";
 import { platform } from "../platform.ts";
 import type { Backend, Session, SessionOptions } from "./backend.ts";
+import { FileGraphStore } from "./graph-cache-node.ts";
+import { emptyTimings, type GraphStore, packEntry, type StartupTimings, unpackEntry } from "./graph-store.ts";
 import { feedsFor } from "./model-inputs.ts";
 import { Segment } from "./segment.ts";
 
@@ -24,14 +27,30 @@ export interface LoadOptions {
   session?: SessionOptions;
   /** For a bare .onnx with no manifest.json beside it, guess one (used by `ditto inspect`; never for generation). */
   inferManifest?: boolean;
+  /**
+   * Where cut graphs and probe results are kept between runs (default: a FileGraphStore in the user's cache
+   * folder, see runtime/graph-cache-node.ts); false cuts the model anew at every start.
+   */
+  graphCache?: GraphStore | false;
+  /** Fuse the tanh-approximation GELU into ONNX Runtime's FastGelu in cut graphs (default true; see onnx/fuse-gelu.ts). */
+  fuseGelu?: boolean;
 }
 
 /** A segment whose extracted graph is edited before use (e.g. the stacked-values output). */
 interface SegmentVariant {
+  /** Names the rewrite in graph-cache keys. */
+  id: string;
   outputs: string[];
   /** Tensors kept as outputs during extraction (so their nodes stay) but dropped from the final outputs. */
   internal: string[];
   rewrite(model: ModelProto): void;
+}
+
+/** A cut sub-model: which source nodes it holds, its outputs, and its encoded bytes (read on demand). */
+interface CutGraph {
+  nodeIndices: number[];
+  outputs: string[];
+  bytes(): Promise<Uint8Array>;
 }
 
 /** Batch size of the probe run; an odd size so the batch axis is told apart from other dims. */
@@ -44,9 +63,14 @@ export class DiT {
   readonly structure: ModelStructure;
   readonly backend: Backend;
   readonly sessionOptions: SessionOptions;
+  /** What this model's start-up cost so far (loading, probing, cutting, session creation). */
+  readonly startup: StartupTimings = emptyTimings();
+  readonly graphCache?: GraphStore;
+  readonly fuseGelu: boolean;
   private readonly types: Map<string, TensorType>;
   private readonly dims: Map<string, number[]>;
   private readonly segments = new Map<string, Promise<Segment>>();
+  private creating: Promise<unknown> = Promise.resolve();
 
   constructor(init: {
     manifest: ResolvedManifest;
@@ -57,6 +81,8 @@ export class DiT {
     sessionOptions: SessionOptions;
     types: Map<string, TensorType>;
     dims: Map<string, number[]>;
+    graphCache?: GraphStore;
+    fuseGelu?: boolean;
   }) {
     this.manifest = init.manifest;
     this.onnx = init.onnx;
@@ -66,6 +92,8 @@ export class DiT {
     this.sessionOptions = init.sessionOptions;
     this.types = init.types;
     this.dims = init.dims;
+    this.graphCache = init.graphCache;
+    this.fuseGelu = init.fuseGelu ?? true;
   }
 
   get atomCount(): number {
@@ -114,6 +142,7 @@ export class DiT {
         const values = this.structure.atoms.slice(start, end).map((a) => a.value);
         const rank = this.dims.get(values[0])?.length ?? 3;
         return {
+          id: `stacked-values:${rank}`,
           outputs: [...plan.outputs, STACK_OUTPUT],
           internal: values,
           rewrite: (m) => appendStackedValues(m, values, rank),
@@ -191,7 +220,10 @@ export class DiT {
   ): Promise<Segment> {
     let s = this.segments.get(key);
     if (!s) {
-      s = this.createSegment(plan(), how.runsAlone ?? false, how.variant);
+      // One at a time: onnxruntime-node builds sessions synchronously on the main thread anyway, and in a queue
+      // each creation's timing is its own.
+      s = this.creating.then(() => this.createSegment(plan(), how.runsAlone ?? false, how.variant));
+      this.creating = s.catch(() => undefined);
       this.segments.set(key, s);
     }
     return s;
@@ -202,62 +234,183 @@ export class DiT {
     runsAlone: boolean,
     variant?: (plan: SegmentPlan) => SegmentVariant,
   ): Promise<Segment> {
+    const v = variant?.(plan);
+    const key = JSON.stringify({
+      kind: "segment",
+      inputs: plan.inputs,
+      outputs: plan.outputs,
+      nodes: plan.nodes,
+      variant: v ? { id: v.id, outputs: v.outputs, internal: v.internal } : null,
+      fuseGelu: this.fuseGelu,
+    });
+    const cut = await this.cutGraph(key, plan, v);
+    if (v) plan = { ...plan, name: `${plan.name}+stacked`, outputs: cut.outputs };
+    // Sessions that share a step with many others do better on the hot process heap than in arenas of their own.
+    const options = runsAlone ? this.sessionOptions : { memoryArena: false, ...this.sessionOptions };
+    const cutBefore = this.startup.cutMs;
+    const start = performance.now();
+    const session = await this.createCachedSession(key, cut, options);
+    this.startup.sessionMs += performance.now() - start - (this.startup.cutMs - cutBefore);
+    this.startup.sessions++;
+    return new Segment(
+      plan,
+      session,
+      countFlops(this.graph, cut.nodeIndices, this.dims, PROBE_BATCH),
+      countParams(this.graph, cut.nodeIndices),
+    );
+  }
+
+  /**
+   * The cut graph for a plan (and variant): its node indices, outputs and encoded bytes, from the graph cache or
+   * cut, fused and encoded now. Cached bytes are read only when asked for: a cached optimized graph replaces them.
+   */
+  private async cutGraph(key: string, plan: SegmentPlan, v: SegmentVariant | undefined): Promise<CutGraph> {
+    const meta = await this.timedCut(() => this.readCache<{ nodeIndices: number[]; outputs: string[] }>(`${key}:meta`));
+    if (meta) {
+      return {
+        ...meta.header,
+        bytes: async () => {
+          const entry = await this.timedCut(() => this.readCache(key));
+          return entry ? entry.body : (await this.cutNow(key, plan, v)).bytes();
+        },
+      };
+    }
+    return this.cutNow(key, plan, v);
+  }
+
+  private async cutNow(key: string, plan: SegmentPlan, v: SegmentVariant | undefined): Promise<CutGraph> {
     const missing = [...plan.inputs, ...plan.outputs].filter(
       (t) => !this.types.has(t) && !this.graph.graphInputs.has(t),
     );
     if (missing.length > 0) await this.probe(missing);
-    const v = variant?.(plan);
-    const { model, nodeIndices } = extractSubModel(
-      this.onnx.proto,
-      { inputs: plan.inputs, outputs: [...plan.outputs, ...(v?.internal ?? [])], types: this.types, name: plan.name },
-      this.graph,
-    );
-    if (v) {
-      const graph = graphOf(model);
-      graph.output = graph.output.filter(
-        (o) => !v.internal.includes(o.name ?? "") || plan.outputs.includes(o.name ?? ""),
+    return this.timedCut(async () => {
+      const { model, nodeIndices } = extractSubModel(
+        this.onnx.proto,
+        { inputs: plan.inputs, outputs: [...plan.outputs, ...(v?.internal ?? [])], types: this.types, name: plan.name },
+        this.graph,
       );
-      v.rewrite(model);
-      plan = { ...plan, name: `${plan.name}+stacked`, outputs: v.outputs };
+      if (v) {
+        const graph = graphOf(model);
+        graph.output = graph.output.filter(
+          (o) => !v.internal.includes(o.name ?? "") || plan.outputs.includes(o.name ?? ""),
+        );
+        v.rewrite(model);
+      }
+      if (this.fuseGelu) fuseTanhGelu(model);
+      const bytes = onnx.ModelProto.encode(model).finish();
+      const outputs = v ? v.outputs : plan.outputs;
+      await this.graphCache?.write(this.onnx.sha256, key, packEntry(null, bytes));
+      await this.graphCache?.write(this.onnx.sha256, `${key}:meta`, packEntry({ nodeIndices, outputs }));
+      return { nodeIndices, outputs, bytes: async () => bytes };
+    });
+  }
+
+  private async timedCut<T>(work: () => Promise<T>): Promise<T> {
+    const start = performance.now();
+    try {
+      return await work();
+    } finally {
+      this.startup.cutMs += performance.now() - start;
     }
-    const bytes = onnx.ModelProto.encode(model).finish();
-    // Sessions that share a step with many others do better on the hot process heap than in arenas of their own.
-    const options = runsAlone ? this.sessionOptions : { memoryArena: false, ...this.sessionOptions };
-    const session = await this.backend.createSession(bytes, options);
-    return new Segment(
-      plan,
-      session,
-      countFlops(this.graph, nodeIndices, this.dims, PROBE_BATCH),
-      countParams(this.graph, nodeIndices),
-    );
+  }
+
+  /**
+   * A session for a cut graph. With a graph cache that can hold files, ONNX Runtime's optimized graph is saved the
+   * first time and loaded with the optimizer off afterwards (same kernels, same results; keyed by the runtime build
+   * and CPU, since the optimizer may choose CPU-specific layouts).
+   */
+  private async createCachedSession(key: string, cut: CutGraph, options: SessionOptions): Promise<Session> {
+    const tag = this.backend.optimizedModelTag;
+    const level = options.graphOptimization ?? "all";
+    const slot =
+      tag && level !== "disabled" && !options.optimizedModelPath
+        ? this.graphCache?.optimizedModel?.(
+            this.onnx.sha256,
+            JSON.stringify({ kind: "optimized", key, tag, level, providers: options.executionProviders ?? ["cpu"] }),
+          )
+        : undefined;
+    if (slot?.bytes) {
+      this.startup.cacheHits++;
+      return this.backend.createSession(slot.bytes, { ...options, graphOptimization: "disabled" });
+    }
+    const bytes = await cut.bytes();
+    if (slot) {
+      this.startup.cacheMisses++;
+      try {
+        const session = await this.backend.createSession(bytes, { ...options, optimizedModelPath: slot.savePath });
+        await slot.commit();
+        return session;
+      } catch {
+        // An unwritable folder: the cut-graph writes already said so; create the session without saving.
+      }
+    }
+    return this.backend.createSession(bytes, options);
+  }
+
+  private async readCache<T>(key: string): Promise<{ header: T; body: Uint8Array } | undefined> {
+    if (!this.graphCache) return undefined;
+    const bytes = await this.graphCache.read(this.onnx.sha256, key);
+    const entry = bytes ? unpackEntry<T>(bytes) : undefined;
+    if (entry) this.startup.cacheHits++;
+    else this.startup.cacheMisses++;
+    return entry;
   }
 
   /** Runs the whole model once with the given tensors as extra outputs and records their types and dims. */
   async probe(names: string[]): Promise<void> {
     const wanted = names.filter((n) => !this.graph.graphInputs.has(n) && !this.graph.graphOutputs.includes(n));
-    const proto = onnx.ModelProto.decode(onnx.ModelProto.encode(this.onnx.proto).finish());
-    const graph = graphOf(proto);
-    for (const name of wanted) graph.output.push(onnx.ValueInfoProto.create({ name }));
-    const session = await this.backend.createSession(onnx.ModelProto.encode(proto).finish(), this.sessionOptions);
+    const start = performance.now();
     try {
-      const results = await session.run(probeFeeds(this.manifest));
-      for (const [name, t] of Object.entries(results)) this.record(name, t);
+      const key = JSON.stringify({ kind: "probe", batch: PROBE_BATCH, names: wanted });
+      const cached = await this.readCache<Record<string, { type: Tensor["type"]; dims: number[] }>>(key);
+      if (cached && wanted.every((n) => cached.header[n])) {
+        for (const n of wanted) this.record(n, cached.header[n].type, cached.header[n].dims);
+        return;
+      }
+      const found = await this.probeRun(wanted);
+      await this.graphCache?.write(this.onnx.sha256, key, packEntry(found));
     } finally {
-      await session.release();
+      this.startup.probeMs += performance.now() - start;
     }
   }
 
-  record(name: string, t: Tensor): void {
-    const dims = [...t.dims];
+  private async probeRun(wanted: string[]): Promise<Record<string, { type: Tensor["type"]; dims: number[] }>> {
+    const found: Record<string, { type: Tensor["type"]; dims: number[] }> = {};
+    // The extra outputs go on the loaded graph only while it is encoded (no await in between): one encode instead
+    // of copying the whole model through encode/decode first.
+    const graph = graphOf(this.onnx.proto);
+    const outputs = graph.output.length;
+    for (const name of wanted) graph.output.push(onnx.ValueInfoProto.create({ name }));
+    let bytes: Uint8Array;
+    try {
+      bytes = onnx.ModelProto.encode(this.onnx.proto).finish();
+    } finally {
+      graph.output.splice(outputs);
+    }
+    const session = await this.backend.createSession(bytes, this.sessionOptions);
+    try {
+      const results = await session.run(probeFeeds(this.manifest));
+      for (const [name, t] of Object.entries(results)) {
+        found[name] = { type: t.type, dims: [...t.dims] };
+        this.record(name, t.type, [...t.dims]);
+      }
+    } finally {
+      await session.release();
+    }
+    return found;
+  }
+
+  record(name: string, type: Tensor["type"], dims: number[]): void {
     this.dims.set(name, dims);
     this.types.set(name, {
-      elemType: elementTypeOf(t.type),
+      elemType: elementTypeOf(type),
       dims: dims.map((d, axis) => (axis === 0 && d === PROBE_BATCH ? "batch" : d)),
     });
   }
 }
 
 export async function loadDiT(path?: string, options: LoadOptions = {}): Promise<DiT> {
+  const start = performance.now();
   let manifest: ResolvedManifest;
   let loaded: LoadedOnnx;
   let graph: GraphIndex;
@@ -285,7 +438,10 @@ export async function loadDiT(path?: string, options: LoadOptions = {}): Promise
     sessionOptions: options.session ?? {},
     types: new Map(),
     dims: new Map(),
+    graphCache: options.graphCache === false ? undefined : (options.graphCache ?? new FileGraphStore()),
+    fuseGelu: options.fuseGelu,
   });
+  model.startup.loadMs = performance.now() - start;
   await model.probe(probeTargets(model));
   return model;
 }

@@ -145,10 +145,13 @@ describe("ditto serve + ditto worker on a real Redis", { timeout: 240_000 }, () 
   });
 
   after(async () => {
-    await Promise.all(workers.map(stopWorkerProcess));
+    // Everything is stopped even when a worker misbehaves, so a failure is reported instead of hanging the run.
+    const stopped = await Promise.allSettled(workers.map(stopWorkerProcess));
     await server?.close();
     await reference?.release();
     await redis?.stop();
+    const failure = stopped.find((r) => r.status === "rejected");
+    if (failure) throw failure.reason;
   });
 
   it("2 workers × 20 jobs: all complete, both workers share them, results bit-identical to one process", async () => {

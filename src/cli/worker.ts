@@ -65,6 +65,8 @@ export async function run(argv: string[]): Promise<void> {
     log,
   });
   log?.({ event: "ready", redis: values.redis.replace(/\/\/[^@]*@/, "//***@") });
-  await onShutdown("worker", () => worker.close());
+  // Active jobs get the grace period, then are handed back; 10 s more bounds the hand-back itself.
+  const graceMs = (parseNumber("grace", values.grace) as number) * 1000;
+  await onShutdown("worker", () => worker.close(), graceMs + 10_000);
   log?.({ event: "stopped" });
 }

@@ -1,24 +1,9 @@
 /** The command line: contracts other tools parse (--json) and clear errors for bad input, each with exit code 2. */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { promisify } from "node:util";
-import { llamaModel, tempDir } from "./helpers.ts";
-
-const run = promisify(execFile);
-const CLI = join(import.meta.dirname, "../bin/ditto.js");
-
-async function ditto(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { maxBuffer: 1 << 24 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+import { ditto, llamaModel, tempDir } from "./helpers.ts";
 
 describe("ditto CLI", () => {
   it("generate --json prints a machine-readable summary and writes the PNG", async () => {

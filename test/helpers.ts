@@ -1,13 +1,28 @@
 /** Shared test helpers: model fixtures, comparisons, error assertions. */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { DittoError, type DittoErrorCode } from "../src/errors.ts";
 import { DEFAULT_MODEL_DIR } from "../src/model/manifest.ts";
 import { type LlamaOptions, writeDiTLlama } from "./fixtures/dit-llama.ts";
 
 export const SHIPPED_MODEL = DEFAULT_MODEL_DIR;
+
+const CLI = join(import.meta.dirname, "../bin/ditto.js");
+
+/** Runs the `ditto` command line as a user would; a failing command resolves with its exit code and output. */
+export async function ditto(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { maxBuffer: 1 << 24 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
 
 export function tempDir(prefix = "ditto-test-"): string {
   return mkdtempSync(join(tmpdir(), prefix));

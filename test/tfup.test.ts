@@ -1,10 +1,8 @@
 /** TFUP (spec shared/specs/tfup.md, "How to test it" 1–7) and its inputs: the classifier's features by graph edit. */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { promisify } from "node:util";
 import { PNG } from "pngjs";
 import { tfupArtifact, tfupCacheFromArtifact } from "../src/adapt/artifact.ts";
 import { evaluateTfup } from "../src/adapt/evaluate.ts";
@@ -24,7 +22,7 @@ import { loadClassifierFeatures, loadTestPool } from "../src/node/tfup-classifie
 import { loadOnnx } from "../src/onnx/load.ts";
 import { nodeBackend } from "../src/runtime/node-backend.ts";
 import { gaussianNoise } from "../src/sampling/noise.ts";
-import { assertBitIdentical, assertRejectsWith, maxAbsDiff, tempDir } from "./helpers.ts";
+import { assertBitIdentical, assertRejectsWith, ditto, maxAbsDiff, tempDir } from "./helpers.ts";
 
 function randomEmbeddings(classes: number, dim: number, seed: number, bias = false): ClassEmbeddings {
   return {
@@ -307,18 +305,6 @@ describe("TFUP", () => {
 });
 
 describe("ditto adapt --method tfup", () => {
-  const run = promisify(execFile);
-  const CLI = join(import.meta.dirname, "../bin/ditto.js");
-  async function ditto(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    try {
-      const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { maxBuffer: 1 << 24 });
-      return { code: 0, stdout, stderr };
-    } catch (err) {
-      const e = err as { code: number; stdout: string; stderr: string };
-      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-    }
-  }
-
   it("--json prints plain and adapted accuracy per shift and the average over shifted sets", async () => {
     const r = await ditto(["adapt", "--method", "tfup", "--shift", "clean,invert", "--json", "--quiet"]);
     assert.equal(r.code, 0, r.stderr);

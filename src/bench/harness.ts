@@ -345,7 +345,8 @@ export function spreadWarning(label: string, r: RepeatSummary, repeats: number):
   );
 }
 
-function images(result: GenerationResult, range: [number, number]) {
+/** A generation's samples as an image batch in [0, 1] (the metrics' range). */
+export function images(result: GenerationResult, range: [number, number]) {
   const [count, channels, height, width] = result.dims;
   return { data: toUnitRange(result.samples, range), count, channels, height, width };
 }
@@ -356,7 +357,7 @@ export function median(values: number[]): number {
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
-function round(v: number, digits: number): number {
+export function round(v: number, digits: number): number {
   if (!Number.isFinite(v)) return v;
   const f = 10 ** digits;
   return Math.round(v * f) / f;

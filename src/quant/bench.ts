@@ -5,9 +5,9 @@
  * Quality is reported against the float uncached images first and, second, against the row model's own uncached
  * images (shared/specs/tfmq.md, Pitfall 7).
  */
+import { images, median, round } from "../bench/harness.ts";
 import { benchPlot } from "../bench/report.ts";
 import { parseCacheSpec } from "../cache/registry.ts";
-import { toUnitRange } from "../image/png.ts";
 import { accuracy, Classifier } from "../metrics/classifier.ts";
 import { psnr, ssim } from "../metrics/fidelity.ts";
 import { featureStats, frechetDistance } from "../metrics/frechet.ts";
@@ -182,11 +182,6 @@ export function quantBenchPlot(result: QuantBenchResult): Promise<Buffer> {
 
 type Images = ReturnType<typeof images>;
 
-function images(result: GenerationResult, range: [number, number]) {
-  const [count, channels, height, width] = result.dims;
-  return { data: toUnitRange(result.samples, range), count, channels, height, width };
-}
-
 function perSamplePsnr(a: Images, b: Images): number[] {
   const size = a.channels * a.height * a.width;
   return Array.from({ length: a.count }, (_, i) =>
@@ -195,16 +190,4 @@ function perSamplePsnr(a: Images, b: Images): number[] {
       { ...b, data: b.data.subarray(i * size, (i + 1) * size), count: 1 },
     ),
   );
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((x, y) => x - y);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
-function round(v: number, digits: number): number {
-  if (!Number.isFinite(v)) return v;
-  const f = 10 ** digits;
-  return Math.round(v * f) / f;
 }

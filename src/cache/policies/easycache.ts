@@ -10,17 +10,9 @@
  * stack residual h_L − h_0, as in Ditto's TeaCache and MagCache.
  */
 import type { Tensor } from "onnxruntime-common";
-import { byteSize } from "../../runtime/tensor-ops.ts";
 import { formatSpec, type OptionSchema, resolveOptions } from "../options.ts";
-import {
-  type Approximation,
-  type CachePolicy,
-  type ComputedUnit,
-  type Decision,
-  type PolicyState,
-  type StepView,
-  stackUnit,
-} from "../policy.ts";
+import { type CachePolicy, type ComputedUnit, type Decision, type StepView, stackUnit } from "../policy.ts";
+import { StackReuseState } from "../stack-reuse.ts";
 
 export interface EasyCacheOptions {
   /** τ: reuse while the accumulated predicted relative change stays below it (default 0.05). 0 never reuses. */
@@ -63,16 +55,14 @@ function meanAbs(a: Float32Array): number {
   return s / a.length;
 }
 
-export class EasyCacheState implements PolicyState {
+export class EasyCacheState extends StackReuseState {
   private previousInput?: Float32Array;
   /** Input and cached residual at the last computed step. */
   private computedInput?: Float32Array;
-  private residual?: Tensor;
   private currentInput?: Float32Array;
   /** k: the transformation rate, undefined until two computed steps were seen. */
   private rate?: number;
   private accumulated = 0;
-  private decision: Decision = "compute";
   /** The predicted change added at each step (0 on forced steps), for traces and tests. */
   readonly history: number[] = [];
 
@@ -80,7 +70,9 @@ export class EasyCacheState implements PolicyState {
     private readonly threshold: number,
     private readonly warmup: number,
     private readonly forceLast: boolean,
-  ) {}
+  ) {
+    super();
+  }
 
   async beginStep(view: StepView): Promise<void> {
     // A copy: the sampler may reuse the input buffer for the next step.
@@ -109,15 +101,7 @@ export class EasyCacheState implements PolicyState {
     return "compute";
   }
 
-  plan(): Decision[] {
-    return [this.decision];
-  }
-
-  decide(): Decision {
-    return this.decision;
-  }
-
-  update(_unit: number, computed: ComputedUnit): void {
+  override update(_unit: number, computed: ComputedUnit): void {
     const value = computed.value();
     this.observe(value, this.currentInput as Float32Array);
   }
@@ -132,17 +116,13 @@ export class EasyCacheState implements PolicyState {
     this.computedInput = input;
   }
 
-  approximate(): Approximation | undefined {
-    return this.residual ? { terms: [{ tensor: this.residual, coef: 1 }] } : undefined;
-  }
-
   /** The transformation rate k (for tests and traces). */
   transformationRate(): number | undefined {
     return this.rate;
   }
 
-  bytes(): number {
+  override bytes(): number {
     const inputs = [this.previousInput, this.computedInput].reduce((a, x) => a + (x ? x.byteLength : 0), 0);
-    return (this.residual ? byteSize(this.residual) : 0) + inputs;
+    return super.bytes() + inputs;
   }
 }

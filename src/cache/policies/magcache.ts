@@ -8,17 +8,9 @@
 import type { Tensor } from "onnxruntime-common";
 import { InputError } from "../../errors.ts";
 import { type ArtifactHeader, checkArtifact, readArtifact } from "../../profiling/artifact.ts";
-import { byteSize } from "../../runtime/tensor-ops.ts";
 import { formatSpec, type OptionSchema, resolveOptions } from "../options.ts";
-import {
-  type Approximation,
-  type CachePolicy,
-  type ComputedUnit,
-  type Decision,
-  type PolicyState,
-  type StepView,
-  stackUnit,
-} from "../policy.ts";
+import { type CachePolicy, type Decision, type StepView, stackUnit } from "../policy.ts";
+import { StackReuseState } from "../stack-reuse.ts";
 
 export interface MagCacheOptions {
   /** δ: reuse while the accumulated |1 − ratio| stays below it (default 0.12). 0 never reuses. */
@@ -115,19 +107,19 @@ export function magnitudeRatio(a: Tensor, b: Tensor): number {
   return count ? total / count : 1;
 }
 
-export class MagCacheState implements PolicyState {
-  private residual?: Tensor;
+export class MagCacheState extends StackReuseState {
   private ratio = 1;
   private skipped = 0;
   private error = 0;
-  private decision: Decision = "compute";
   /** One letter per step, C or R, for traces and tests. */
   readonly decisions: string[] = [];
 
   constructor(
     private readonly gammas: readonly number[],
     private readonly opts: { threshold: number; maxSkip: number; retainSteps: number },
-  ) {}
+  ) {
+    super();
+  }
 
   beginStep(view: StepView): void {
     this.decision = this.decideAt(view.step);
@@ -143,32 +135,6 @@ export class MagCacheState implements PolicyState {
     // Strictly below δ (baselines convention), so δ = 0 never reuses.
     if (this.error < this.opts.threshold && this.skipped <= this.opts.maxSkip) return "reuse";
     return this.computing();
-  }
-
-  plan(): Decision[] {
-    return [this.decision];
-  }
-
-  decide(): Decision {
-    return this.decision;
-  }
-
-  update(_unit: number, computed: ComputedUnit): void {
-    this.residual = computed.value();
-  }
-
-  /** The cached residual as is: the official code does not rescale it by the accumulated ratio. */
-  approximate(): Approximation | undefined {
-    return this.residual ? { terms: [{ tensor: this.residual, coef: 1 }] } : undefined;
-  }
-
-  /** Marks that a residual exists (rule tests without a model). */
-  primeResidual(residual: Tensor): void {
-    this.residual = residual;
-  }
-
-  bytes(): number {
-    return this.residual ? byteSize(this.residual) : 0;
   }
 
   private computing(): Decision {

@@ -8,16 +8,9 @@ import type { Tensor } from "onnxruntime-common";
 import { type ArtifactHeader, checkArtifact, readArtifact } from "../../profiling/artifact.ts";
 import { byteSize } from "../../runtime/tensor-ops.ts";
 import { formatSpec, type OptionSchema, resolveOptions } from "../options.ts";
-import {
-  type Approximation,
-  type CachePolicy,
-  type ComputedUnit,
-  type Decision,
-  type PolicyState,
-  type StepView,
-  stackUnit,
-} from "../policy.ts";
+import { type CachePolicy, type Decision, type StepView, stackUnit } from "../policy.ts";
 import { polyval, relativeL1 } from "../signals.ts";
+import { StackReuseState } from "../stack-reuse.ts";
 
 export interface TeaCacheOptions {
   /** δ: skip while the accumulated rescaled change stays below it (default 0.3). 0 never skips. */
@@ -93,11 +86,9 @@ export function rescaler(coefficients: number[], xRange?: [number, number]): (x:
   };
 }
 
-export class TeaCacheState implements PolicyState {
+export class TeaCacheState extends StackReuseState {
   private previous?: Tensor;
-  private residual?: Tensor;
   private accumulated = 0;
-  private decision: Decision = "compute";
   /** The rescaled change added at each step, for traces and tests. */
   readonly history: number[] = [];
 
@@ -106,7 +97,9 @@ export class TeaCacheState implements PolicyState {
     private readonly rescale: (x: number) => number,
     private readonly retSteps: number,
     private readonly forceLast: boolean,
-  ) {}
+  ) {
+    super();
+  }
 
   async beginStep(view: StepView): Promise<void> {
     const signal = await view.tap("block0-modulated");
@@ -132,28 +125,7 @@ export class TeaCacheState implements PolicyState {
     return "compute";
   }
 
-  plan(): Decision[] {
-    return [this.decision];
-  }
-
-  decide(): Decision {
-    return this.decision;
-  }
-
-  update(_unit: number, computed: ComputedUnit): void {
-    this.residual = computed.value();
-  }
-
-  approximate(): Approximation | undefined {
-    return this.residual ? { terms: [{ tensor: this.residual, coef: 1 }] } : undefined;
-  }
-
-  /** Marks that a residual exists (for rule tests without a model). */
-  primeResidual(residual: Tensor): void {
-    this.residual = residual;
-  }
-
-  bytes(): number {
-    return (this.residual ? byteSize(this.residual) : 0) + (this.previous ? byteSize(this.previous) : 0);
+  override bytes(): number {
+    return super.bytes() + (this.previous ? byteSize(this.previous) : 0);
   }
 }

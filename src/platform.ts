@@ -6,6 +6,7 @@
  */
 import { DittoError } from "./errors.ts";
 import type { Backend } from "./runtime/backend.ts";
+import type { GraphStore } from "./runtime/graph-store.ts";
 
 export type PathKind = "file" | "directory";
 
@@ -22,6 +23,8 @@ export interface Platform {
   readTextSync(path: string): string;
   writeTextSync(path: string, text: string): void;
   sha256(bytes: Uint8Array): Promise<string>;
+  /** Where cut graphs are kept between runs when the caller names no store; none on hosts without one. */
+  graphStore?(): GraphStore;
   resolve(...parts: string[]): string;
   join(...parts: string[]): string;
   dirname(path: string): string;

@@ -15,7 +15,7 @@ import { fuseTanhGelu } from "../src/onnx/fuse-gelu.ts";
 import { graphOf, onnx } from "../src/onnx/proto.ts";
 import { loadPipeline } from "../src/pipeline.ts";
 import { loadDiT } from "../src/runtime/dit.ts";
-import { FileGraphStore } from "../src/runtime/graph-cache-node.ts";
+import { FileGraphStore } from "../src/node/graph-cache.ts";
 import { feedsFor } from "../src/runtime/model-inputs.ts";
 import { ortSessionOptions } from "../src/runtime/node-backend.ts";
 import { GraphBuilder } from "./fixtures/graph-builder.ts";

@@ -1,8 +1,8 @@
 /** Options shared by the commands that load a model. */
 import { checkReviewed, loadManifest, type ResolvedManifest } from "../model/manifest.ts";
+import { FileGraphStore } from "../node/graph-cache.ts";
 import type { SessionOptions } from "../runtime/backend.ts";
 import type { DiT, LoadOptions } from "../runtime/dit.ts";
-import { FileGraphStore } from "../runtime/graph-cache-node.ts";
 import { parseNumber } from "./args.ts";
 
 export const MODEL_OPTIONS = {

@@ -6,6 +6,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Platform } from "../platform.ts";
 import { nodeBackend } from "../runtime/node-backend.ts";
+import { FileGraphStore } from "./graph-cache.ts";
 
 // src/node/ and dist/node/ both sit two levels below the package root, beside models/.
 const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -24,6 +25,7 @@ export const nodePlatform: Platform = {
   readText: (path) => readFile(path, "utf8"),
   readTextSync: (path) => readFileSync(path, "utf8"),
   writeTextSync: (path, text) => writeFileSync(path, text),
+  graphStore: () => new FileGraphStore(),
   async sha256(bytes) {
     return createHash("sha256").update(bytes).digest("hex");
   },

@@ -17,7 +17,6 @@ import { elementTypeOf, graphOf, type ModelProto, onnx } from "../onnx/proto.ts"
 import { appendStackedValues, STACK_OUTPUT } from "../onnx/rewrite.ts";
 import { platform } from "../platform.ts";
 import type { Backend, Session, SessionOptions } from "./backend.ts";
-import { FileGraphStore } from "./graph-cache-node.ts";
 import { emptyTimings, type GraphStore, packEntry, type StartupTimings, unpackEntry } from "./graph-store.ts";
 import { feedsFor } from "./model-inputs.ts";
 import { Segment } from "./segment.ts";
@@ -29,7 +28,7 @@ export interface LoadOptions {
   inferManifest?: boolean;
   /**
    * Where cut graphs and probe results are kept between runs (default: a FileGraphStore in the user's cache
-   * folder, see runtime/graph-cache-node.ts); false cuts the model anew at every start.
+   * folder, see node/graph-cache.ts); false cuts the model anew at every start.
    */
   graphCache?: GraphStore | false;
   /** Fuse the tanh-approximation GELU into ONNX Runtime's FastGelu in cut graphs (default true; see onnx/fuse-gelu.ts). */
@@ -438,7 +437,7 @@ export async function loadDiT(path?: string, options: LoadOptions = {}): Promise
     sessionOptions: options.session ?? {},
     types: new Map(),
     dims: new Map(),
-    graphCache: options.graphCache === false ? undefined : (options.graphCache ?? new FileGraphStore()),
+    graphCache: options.graphCache === false ? undefined : (options.graphCache ?? platform().graphStore?.()),
     fuseGelu: options.fuseGelu,
   });
   model.startup.loadMs = performance.now() - start;

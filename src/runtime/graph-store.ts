@@ -1,7 +1,7 @@
 /**
  * Where cut graphs are kept between runs, so a start does not decode, cut and re-encode the model again. The
  * interface holds no file-system code (a browser build can keep entries in IndexedDB); the Node implementation is
- * runtime/graph-cache-node.ts. Entries are immutable: a key names the model (SHA-256), the Ditto build and the
+ * node/graph-cache.ts. Entries are immutable: a key names the model (SHA-256), the Ditto build and the
  * exact cut, so a changed model, plan or Ditto never reads a stale entry.
  */
 

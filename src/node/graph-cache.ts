@@ -9,7 +9,7 @@ import { mkdir, readdir, rename, rm, stat, unlink, writeFile } from "node:fs/pro
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { GraphStore, OptimizedModelSlot } from "./graph-store.ts";
+import type { GraphStore, OptimizedModelSlot } from "../runtime/graph-store.ts";
 
 /** The folder used when none is given: $DITTO_CACHE_DIR, else $XDG_CACHE_HOME/ditto, else ~/.cache/ditto. */
 export function defaultCacheDir(): string {

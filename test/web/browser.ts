@@ -68,26 +68,32 @@ export async function openPage(
     server.close();
     throw err;
   }
+  const close = async () => {
+    await browser.close();
+    await new Promise((ok) => server.close(ok));
+  };
   const page = browser.pages()[0] ?? (await browser.newPage());
-  const logs: string[] = [];
-  page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
-  page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
-  await page.goto(`${url}${query}`);
-  await page.waitForFunction(
-    () => ["ready", "error"].includes((window as unknown as { ditto: { state: string } }).ditto?.state),
-    undefined,
-    { timeout: 120_000 },
-  );
-  const state = await page.evaluate(() => (window as unknown as { ditto: { state: string; error?: string } }).ditto);
-  if (state.state === "error" && !options.allowError)
-    throw new Error(`the page failed to start: ${state.error}\n${logs.join("\n")}`);
+  try {
+    const logs: string[] = [];
+    page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
+    page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
+    await page.goto(`${url}${query}`);
+    await page.waitForFunction(
+      () => ["ready", "error"].includes((window as unknown as { ditto: { state: string } }).ditto?.state),
+      undefined,
+      { timeout: 120_000 },
+    );
+    const state = await page.evaluate(() => (window as unknown as { ditto: { state: string; error?: string } }).ditto);
+    if (state.state === "error" && !options.allowError)
+      throw new Error(`the page failed to start: ${state.error}\n${logs.join("\n")}`);
+  } catch (err) {
+    await close(); // a page that failed to start must not leave the browser and server holding the test run open
+    throw err;
+  }
   return {
     browser,
     page,
     url,
-    async close() {
-      await browser.close();
-      await new Promise((ok) => server.close(ok));
-    },
+    close,
   };
 }

@@ -1,4 +1,6 @@
 /** What `ditto tune` measures: fidelity, ideal speedup, paired wall-time ratios and held-out KID. */
+
+import { round } from "../bench/harness.ts";
 import type { CachePolicy } from "../cache/policy.ts";
 import { toUnitRange } from "../image/png.ts";
 import type { Classifier } from "../metrics/classifier.ts";
@@ -70,16 +72,4 @@ export function idealOf(result: GenerationResult): number {
   const full = result.reports.reduce((a, r) => a + r.flopsFull, 0);
   const doneFlops = result.reports.reduce((a, r) => a + r.flopsDone, 0);
   return round(full / doneFlops, 3);
-}
-
-export function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
-
-export function round(v: number, digits: number): number {
-  if (!Number.isFinite(v)) return v;
-  const f = 10 ** digits;
-  return Math.round(v * f) / f;
 }

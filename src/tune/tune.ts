@@ -13,6 +13,7 @@
  * spaces that cannot use cheap low-fidelity rungs or a measured-time objective.
  */
 
+import { median, round } from "../bench/harness.ts";
 import type { CachePolicy } from "../cache/policy.ts";
 import { policyFromConfig } from "../cache/registry.ts";
 import { InputError, listChoices } from "../errors.ts";
@@ -21,7 +22,7 @@ import { classCondition, requireImage } from "../model/manifest.ts";
 import type { GenerationResult, Pipeline } from "../pipeline.ts";
 import { profileMagCache } from "../profiling/magcache.ts";
 import { profileTeaCache } from "../profiling/teacache.ts";
-import { fidelity, idealOf, kidVsUncached, median, round, testSubsetFeatures, timePairs } from "./measure.ts";
+import { fidelity, idealOf, kidVsUncached, testSubsetFeatures, timePairs } from "./measure.ts";
 import { interleave, label, meets, paretoFront, range, survivors } from "./select.ts";
 import { NOT_SEARCHED, type PolicySpace, SEARCH_SPACE } from "./space.ts";
 

@@ -104,10 +104,10 @@ export async function run(argv: string[]): Promise<void> {
     throw new InputError("OPTION_INVALID", "--repeats times the comparison: give it with --compare");
   const policy = cachePolicy(values.cache, values["cache-config"]);
   const out = checkOutputFile("out", values.out, "ditto-grid.png");
-  await refuseUnreviewed(values);
+  // A policy model is refused from its manifest, before its sessions are built.
+  const image = requireImage(await refuseUnreviewed(values), "ditto generate");
   const pipeline = await loadPipeline(values.model, modelLoadOptions(values));
   const m = pipeline.manifest;
-  const image = requireImage(m, "ditto generate");
   const numClasses = classCondition(m)?.numClasses;
   const classList = classCondition(m) ? parseIntList("classes", values.classes ?? "all", numClasses) : undefined;
   // Every class with every seed: row = class, column = seed.

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { loadPipeline, type Pipeline } from "../src/index.ts";
 import { PACKAGE_ROOT } from "../src/serve/web-server.ts";
+import type { PageResult } from "../web/page-result.ts";
 import { type BrowserSession, buildPage, openPage } from "./web/browser.ts";
 
 /**
@@ -20,19 +21,6 @@ const TOLERANCE = 1e-4;
 const CLASSES = [0, 1];
 const SEEDS = [0, 1];
 const STEPS = 10;
-
-interface PageResult {
-  spec: string;
-  dims: number[];
-  seeds: number[];
-  classes: number[];
-  uncached: number[];
-  cached: number[];
-  speedup: number;
-  idealSpeedup: number;
-  psnr: number;
-  ssim: number;
-}
 
 const outDir = join(process.env.DITTO_TEST_OUTPUT ?? join(PACKAGE_ROOT, "test-output"), "web");
 let session: BrowserSession;

@@ -21,27 +21,13 @@ import {
   toUnitRange,
   type WebDevice,
 } from "../src/web/index.ts";
+import type { PageResult } from "./page-result.ts";
 import { renderGrid, renderStrip } from "./render.ts";
 
 type OptionSchema = (typeof POLICIES)[number]["options"][number];
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const params = new URLSearchParams(location.search);
-
-interface PageResult {
-  spec: string;
-  dims: number[];
-  seeds: number[];
-  classes: number[];
-  uncached: number[];
-  cached: number[];
-  uncachedMs: number;
-  cachedMs: number;
-  speedup: number;
-  idealSpeedup: number;
-  psnr: number;
-  ssim: number;
-}
 
 /** What tests and the benchmark read (window.ditto). */
 const api: {

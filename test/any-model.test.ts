@@ -84,23 +84,31 @@ describe("unreviewed manifests are refused", () => {
 });
 
 describe("options a sampler cannot honour", () => {
-  it("ertacache adjust under DDIM is refused, naming the fix; adjust=false runs", async () => {
+  it("ertacache adjust runs under DDIM; under DDPM it is refused, naming the fix; adjust=false runs", async () => {
     const pipeline = await loadPipeline(llamaModel(EPSILON));
     try {
       const opts = { classes: [1, 2], seeds: [0, 1], steps: 5, cfg: 1 };
-      const [artifact] = await profileErtaCache(pipeline, { steps: 5, cfg: 1, items: 2, computedSteps: [3] });
+      const [ddim] = await profileErtaCache(pipeline, { steps: 5, cfg: 1, items: 2, computedSteps: [3] });
+      const ddimPath = join(tempDir(), "erta-ddim.json");
+      writeFileSync(ddimPath, JSON.stringify(ddim));
+      const adjusted = await pipeline.generate({ ...opts, cache: `ertacache:artifact=${ddimPath}` });
+      assert.ok(adjusted.samples.every(Number.isFinite));
+      const [artifact] = await profileErtaCache(pipeline, {
+        steps: 5,
+        cfg: 1,
+        items: 2,
+        computedSteps: [3],
+        sampler: "ddpm",
+      });
       const path = join(tempDir(), "erta.json");
       writeFileSync(path, JSON.stringify(artifact));
+      const ddpm = { ...opts, sampler: "ddpm" as const };
       await assertRejectsWith(
-        () => pipeline.generate({ ...opts, cache: `ertacache:artifact=${path}` }),
+        () => pipeline.generate({ ...ddpm, cache: `ertacache:artifact=${path}` }),
         "OPTION_INVALID",
-        /adjust=true .*needs the Euler sampler; this run samples with DDIM\. Pass adjust=false/,
+        /adjust=true .*needs a deterministic sampler \(Euler or DDIM\); this run samples with DDPM\. Pass adjust=false/,
       );
-      await assertRejectsWith(
-        () => pipeline.generate({ ...opts, cache: `ertacache:artifact=${path},adjust=true` }),
-        "OPTION_INVALID",
-      );
-      const r = await pipeline.generate({ ...opts, cache: `ertacache:artifact=${path},adjust=false` });
+      const r = await pipeline.generate({ ...ddpm, cache: `ertacache:artifact=${path},adjust=false` });
       assert.ok(r.samples.every(Number.isFinite));
       assert.match(r.reports[0].spec, /adjust=false/);
     } finally {

@@ -2,13 +2,13 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ertaHooks, uniformReuse } from "../src/cache/policies/ertacache.ts";
+import { channelLayout, ertaHooks, uniformReuse } from "../src/cache/policies/ertacache.ts";
 import type { CachePolicy } from "../src/cache/policy.ts";
 import { stackUnit } from "../src/cache/policy.ts";
 import { loadPipeline, type Pipeline } from "../src/pipeline.ts";
-import { fitAffineError, greedyReuse, phiFactor, profileErtaCache } from "../src/profiling/ertacache.ts";
+import { endpointPhi, fitAffineError, greedyReuse, phiFactor, profileErtaCache } from "../src/profiling/ertacache.ts";
 import { gaussianNoise } from "../src/sampling/noise.ts";
-import { flowTimes } from "../src/sampling/samplers.ts";
+import { createSampler, flowTimes } from "../src/sampling/samplers.ts";
 import { assertBitIdentical, assertRejectsWith, SHIPPED_MODEL, tempDir } from "./helpers.ts";
 
 describe("ERTACache offline policy", () => {
@@ -40,6 +40,54 @@ describe("ERTACache offline policy", () => {
     assert.equal(phiFactor([1, 1], [1, 1], [0, 0]), 1, "ṽ = v ⇒ φ = 1");
     assert.equal(phiFactor([3, 1], [1, 1], [0, 1]), 0, "‖ṽ − v‖ ≥ ‖v − v_prev‖ ⇒ φ = 0");
     assert.ok(Math.abs(phiFactor([1.5, 1], [1, 1], [0, 0]) - 0.75) < 1e-12, "1 − 0.5/2");
+    assert.ok(Math.abs(phiFactor([1.5, 1], [1, 1], undefined) - 0.75) < 1e-12, "norm form: 1 − 0.5/‖v‖₁ = 1 − 0.5/2");
+    assert.equal(phiFactor([4, 1], [1, 1], undefined), 0, "norm form clips at φ_min");
+  });
+
+  it("endpoint φ under Euler is the clipped projection ⟨ṽ, v⟩/‖ṽ‖²", () => {
+    const euler = {
+      stochastic: false,
+      update: (x: Float32Array, v: Float32Array, t: number, tn: number) => x.map((xi, k) => xi + (tn - t) * v[k]),
+    };
+    const x = Float32Array.from([0.3, -0.2, 0.5]);
+    const v = Float32Array.from([1, 2, -1]);
+    const approx = v.map((vi) => 1.25 * vi); // overshoots by 25 % ⇒ φ = 0.8
+    assert.equal(endpointPhi(euler, x, approx, v, 1, 0.9), 0.8);
+    assert.equal(
+      endpointPhi(
+        euler,
+        x,
+        v.map((vi) => 0.5 * vi),
+        v,
+        1,
+        0.9,
+      ),
+      1,
+      "an undershoot clips at 1",
+    );
+    assert.equal(
+      endpointPhi(
+        euler,
+        x,
+        v.map((vi) => 0.5 * vi),
+        v,
+        1,
+        0.9,
+        0,
+        2,
+      ),
+      2,
+      "… or at φ_max",
+    );
+  });
+
+  it("lays rectification channels over C of an image and over the action dims of a chunk", () => {
+    const image = channelLayout([2, 3, 3], true);
+    assert.equal(image.channels, 2);
+    assert.deepEqual([0, 8, 9, 17, 18].map(image.channelOf), [0, 0, 1, 1, 0]);
+    const chunk = channelLayout([16, 2], false);
+    assert.equal(chunk.channels, 2);
+    assert.deepEqual([0, 1, 2, 31, 32].map(chunk.channelOf), [0, 1, 0, 1, 0]);
   });
 
   it("spreads uniform reuse over the run with the same count", () => {
@@ -60,7 +108,7 @@ describe("ERTACache offline policy", () => {
       const hooks = ertaHooks(
         reuse,
         { phi, rect: { granularity: "tensor", a: [], b: [] } },
-        { adjust: true, rectify: false, kappaMax: 2, plane: 1 },
+        { adjust: true, rectify: false, kappaMax: 2, channelOf: () => 0 },
       );
       let tau = grid[0];
       let total = 0;
@@ -155,5 +203,35 @@ describe("ERTACache on the shipped model", () => {
       "OPTION_INVALID",
       /needs artifact=FILE\.json/,
     );
+  });
+});
+
+describe("ERTACache on an ε-prediction policy (reach-policy, DDIM)", () => {
+  it("profiles action chunks (one rectification channel per action dim) and runs with φ under DDIM", async () => {
+    const pipeline = await loadPipeline(join(import.meta.dirname, "../models/reach-policy"));
+    try {
+      const observations = Float32Array.from({ length: 4 * 7 }, (_, i) => ((i * 37) % 11) / 20 - 0.25);
+      const [artifact] = await profileErtaCache(pipeline, {
+        steps: 10,
+        sampler: "ddim",
+        observations,
+        computedSteps: [6],
+      });
+      assert.equal(artifact.phiMode, "norm");
+      assert.equal(artifact.reuse.filter((r) => !r).length, 6);
+      const reused = artifact.reuse.flatMap((r, s) => (r ? [s] : []));
+      for (const s of reused) {
+        assert.equal(artifact.rect.a[s].length, 2);
+        assert.ok((artifact.phiRect as number[])[s] > 0 && (artifact.phiRect as number[])[s] <= 1);
+      }
+      const path = join(tempDir(), "erta-policy.json");
+      writeFileSync(path, JSON.stringify(artifact));
+      const request = { seeds: [0, 1, 2, 3], observations, steps: 10, sampler: "ddim" as const };
+      const r = await pipeline.generate({ ...request, cache: `ertacache:artifact=${path}` });
+      assert.ok(r.samples.every(Number.isFinite));
+      assert.equal(r.reports[0].trace.filter((t) => t.decisions[0] === "R").length, reused.length);
+    } finally {
+      await pipeline.release();
+    }
   });
 });

@@ -60,6 +60,12 @@ export const SET_KEYS: Record<string, Record<string, SetKey>> = {
     lambda: { kind: "number", min: 0, help: "reuse-error threshold λ (default 0.1)" },
     computed: { kind: "int", min: 1, help: "instead of λ: the number of steps to compute" },
     granularity: { kind: "string", choices: ["channel", "tensor"], help: "rectification per channel or per tensor" },
+    phi: {
+      kind: "string",
+      choices: ["endpoint", "notes", "norm"],
+      help: "how φ is estimated (default endpoint: the step length whose cached update lands nearest the true one)",
+    },
+    phiMax: { kind: "number", min: 0, max: 2, help: "upper clip of an endpoint φ (default 1, the paper's range)" },
   },
   profilingdit: {
     mask: { kind: "string", choices: ["intensity", "pca-otsu"], help: "foreground mask source (default intensity)" },

@@ -1,11 +1,17 @@
 /** `ditto profile --method ertacache`: one artifact for --set lambda=λ or --set computed=N. */
-import type { ErtaCacheArtifact } from "../cache/policies/ertacache.ts";
+import type { ErtaCacheArtifact, PhiMode } from "../cache/policies/ertacache.ts";
 import { InputError } from "../errors.ts";
 import type { Pipeline } from "../pipeline.ts";
 import { heatmapSpec, renderChart } from "../plot/chart.ts";
 import type { ArtifactHeader } from "./artifact.ts";
 import type { CalibrationOptions } from "./calibration.ts";
 import { profileErtaCache } from "./ertacache.ts";
+
+function phiMode(value: string | undefined): PhiMode | undefined {
+  if (value === undefined) return undefined;
+  if (value === "endpoint" || value === "notes" || value === "norm") return value;
+  throw new InputError("OPTION_INVALID", `ertacache takes --set phi=endpoint|notes|norm (got '${value}')`);
+}
 
 export const ertacacheMethod = {
   summary: "offline reuse set, φ and rectification for ERTACache",
@@ -20,6 +26,8 @@ export const ertacacheMethod = {
       lambdas: lambda !== undefined ? [lambda] : computed === undefined ? [0.1] : [],
       computedSteps: computed !== undefined ? [computed] : [],
       granularity: extra.granularity === "tensor" ? "tensor" : "channel",
+      phiMode: phiMode(extra.phi),
+      phiMax: extra.phiMax !== undefined ? Number(extra.phiMax) : undefined,
     });
     return artifact;
   },

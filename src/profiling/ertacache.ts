@@ -7,11 +7,13 @@
 
 import { Tensor } from "onnxruntime-common";
 import type { ErtaCacheArtifact } from "../cache/policies/ertacache.ts";
-import { requireImage } from "../model/manifest.ts";
+import { channelLayout, type PhiMode } from "../cache/policies/ertacache.ts";
+import { sampleShape } from "../model/manifest.ts";
 import type { Pipeline } from "../pipeline.ts";
 import { defaultCondition, feedsFor } from "../runtime/model-inputs.ts";
 import type { TensorStore } from "../runtime/segment.ts";
 import { guideBatched, usesGuidance } from "../sampling/denoise.ts";
+import { createSampler, type Sampler } from "../sampling/samplers.ts";
 import { makeHeader } from "./artifact.ts";
 import { type CalibrationOptions, calibrationContext, calibrationSet, record } from "./calibration.ts";
 
@@ -25,6 +27,13 @@ export interface ErtaProfileOptions extends CalibrationOptions {
   forceLast?: boolean;
   phiMin?: number;
   granularity?: "channel" | "tensor";
+  /**
+   * How φ is estimated (see `PhiMode`): "endpoint" (default) picks the step length whose cached update lands
+   * closest to the true update; "notes" and "norm" are the two ratio forms the secondary sources print.
+   */
+  phiMode?: PhiMode;
+  /** Upper clip for an "endpoint" φ (default 1, the paper's range; > 1 lengthens a reuse step). */
+  phiMax?: number;
 }
 
 interface Recording {
@@ -104,13 +113,15 @@ export async function profileErtaCache(
   );
   const artifacts: ErtaCacheArtifact[] = [];
   for (const { lambda, walk } of targets) {
-    const { src, phi, a, b } = await teacherForced(
+    const { src, phi, phiRect, a, b } = await teacherForced(
       pipeline,
       set,
       rec,
       walk.reuse,
       options.phiMin ?? 0,
       options.granularity ?? "channel",
+      options.phiMode ?? "norm",
+      options.phiMax ?? 1,
     );
     artifacts.push({
       ...header,
@@ -118,6 +129,8 @@ export async function profileErtaCache(
       reuse: walk.reuse,
       src,
       phi,
+      phiRect,
+      phiMode: options.phiMode ?? "norm",
       rect: { granularity: options.granularity ?? "channel", a, b },
       E: E.map((row) => row.map((v) => Math.round(v * 1e6) / 1e6)),
       calibration: { ...header.calibration, P: set.seeds.length },
@@ -185,8 +198,8 @@ export function lambdaForComputed(E: number[][], n: number, forceLast: boolean) 
 
 /**
  * Teacher-forced statistics of each reuse step i (on the recorded x_i, with the residual of its source step):
- * ṽ_i = guided Head(h_0(x_i) + r_src); φ_i = clip(1 − ‖ṽ_i − v_i‖₁ / ‖v_i − v_{i−1}‖₁, φ_min, 1) averaged over
- * items; ε = ṽ − v fitted per channel as ε ≈ a·ṽ + b (least squares over items and positions).
+ * ṽ_i = guided Head(h_0(x_i) + r_src); ε = ṽ − v fitted per channel as ε ≈ a·ṽ + b (least squares over items and
+ * positions); φ_i by `phiMode`, once on ṽ (`phi`, for rectify=false) and once on the rectified v̂ (`phiRect`).
  */
 async function teacherForced(
   pipeline: Pipeline,
@@ -195,6 +208,8 @@ async function teacherForced(
   reuse: boolean[],
   phiMin: number,
   granularity: "channel" | "tensor",
+  phiMode: PhiMode,
+  phiMax: number,
 ) {
   const model = pipeline.model;
   const m = pipeline.manifest;
@@ -202,12 +217,15 @@ async function teacherForced(
   const embed = await model.embed();
   const head = await model.head();
   const S = reuse.length;
-  const image = requireImage(m, "ERTACache calibration");
-  const C = granularity === "channel" ? image.channels : 1;
-  const plane = image.height * image.width;
+  const shape = sampleShape(m);
+  const layout = channelLayout(shape, m.image !== undefined && (m.inputs.sample.kind ?? "image") === "image");
+  const C = granularity === "channel" ? layout.channels : 1;
+  const channelOf = granularity === "channel" ? layout.channelOf : () => 0;
   const items = set.seeds.length;
-  const perItem = image.channels * plane;
+  const perItem = shape.reduce((x, y) => x * y, 1);
+  const sampler = createSampler(m, { steps: S, shift: set.shift, kind: set.sampler });
   const phi = new Array(S).fill(1);
+  const phiRect = new Array(S).fill(1);
   const a = Array.from({ length: S }, () => new Array(C).fill(0));
   const b = Array.from({ length: S }, () => new Array(C).fill(0));
   const src = new Array(S).fill(0);
@@ -230,9 +248,10 @@ async function teacherForced(
     const store: TensorStore = new Map(
       Object.entries(
         feedsFor(m, {
-          sample: new Tensor("float32", sample, [items * rows, image.channels, image.height, image.width]),
+          sample: new Tensor("float32", sample, [items * rows, ...shape]),
           time: new Float64Array(items * rows).fill(rec.times[i]),
           condition: classes,
+          observation: set.observations,
         }),
       ),
     );
@@ -252,30 +271,80 @@ async function teacherForced(
     const out = store.get(m.output.name)?.data as Float32Array;
     const vt = guided ? guideBatched(out, set.cfg) : out;
     const v = rec.v[i];
-    const vPrev = rec.v[i - 1];
-    let phiSum = 0;
-    for (let p = 0; p < items; p++) {
-      const range = (t: Float32Array) => t.subarray(p * perItem, (p + 1) * perItem);
-      phiSum += phiFactor(range(vt), range(v), range(vPrev), phiMin);
-    }
-    phi[i] = phiSum / items;
     for (let c = 0; c < C; c++) {
-      const inChannel = (k: number) => C === 1 || Math.floor(k / plane) % C === c;
-      const [ac, bc] = fitAffineError(vt, v, inChannel);
+      const [ac, bc] = fitAffineError(vt, v, (k) => channelOf(k) === c);
       a[i][c] = ac;
       b[i][c] = bc;
     }
+    const rectified = vt.map((value, k) => value - (a[i][channelOf(k)] * value + b[i][channelOf(k)]));
+    const estimate = (approx: Float32Array) => {
+      if (phiMode === "endpoint") {
+        return endpointPhi(sampler, x, approx, v, sampler.times[i], sampler.times[i + 1], phiMin, phiMax);
+      }
+      let sum = 0;
+      for (let p = 0; p < items; p++) {
+        const range = (t: Float32Array) => t.subarray(p * perItem, (p + 1) * perItem);
+        sum += phiFactor(range(approx), range(v), phiMode === "norm" ? undefined : range(rec.v[i - 1]), phiMin);
+      }
+      return sum / items;
+    };
+    phi[i] = estimate(vt);
+    phiRect[i] = estimate(rectified);
   }
-  return { src, phi, a, b };
+  return { src, phi, phiRect, a, b };
 }
 
-/** φ = clip(1 − ‖ṽ − v‖₁ / max(‖v − v_prev‖₁, eps), φ_min, 1) for one item. */
-export function phiFactor(vt: ArrayLike<number>, v: ArrayLike<number>, vPrev: ArrayLike<number>, phiMin = 0): number {
+/**
+ * φ ∈ [φ_min, 1] whose shortened step with the cached output lands closest (least squares over all items) to the
+ * full step with the true output: argmin_φ ‖update(x, ṽ, t, t + φΔ) − update(x, v, t, t + Δ)‖². This is the
+ * per-step remedy for the paper's step-amplification error (δ = Σ Δt_k·ε_k). Under Euler it is the projection
+ * ⟨ṽ, v⟩/‖ṽ‖² clipped; under DDIM the same criterion is searched on a grid of 1/200 (ᾱ is interpolated between
+ * train steps by the sampler).
+ */
+export function endpointPhi(
+  sampler: Pick<Sampler, "update" | "stochastic">,
+  x: Float32Array,
+  approx: Float32Array,
+  v: Float32Array,
+  t: number,
+  tNext: number,
+  phiMin = 0,
+  phiMax = 1,
+): number {
+  const zero = sampler.stochastic ? new Float32Array(x.length) : undefined;
+  const target = sampler.update(x, v, t, tNext, zero);
+  let best = 1;
+  let bestErr = Number.POSITIVE_INFINITY;
+  const grid = 200;
+  for (let g = Math.round(phiMax * grid); g >= 0; g--) {
+    const f = g / grid;
+    if (f < phiMin) break;
+    const y = sampler.update(x, approx, t, t + f * (tNext - t), zero);
+    let err = 0;
+    for (let k = 0; k < y.length; k++) err += (y[k] - target[k]) ** 2;
+    if (err < bestErr) {
+      bestErr = err;
+      best = f;
+    }
+  }
+  return best;
+}
+
+/**
+ * φ = clip(1 − ‖ṽ − v‖₁ / max(‖v − v_prev‖₁, eps), φ_min, 1) for one item ("notes" form); without `vPrev` the
+ * denominator is ‖v‖₁ ("norm" form, the other secondary source).
+ */
+export function phiFactor(
+  vt: ArrayLike<number>,
+  v: ArrayLike<number>,
+  vPrev: ArrayLike<number> | undefined,
+  phiMin = 0,
+): number {
   let err = 0;
   let move = 0;
   for (let k = 0; k < v.length; k++) {
     err += Math.abs(vt[k] - v[k]);
-    move += Math.abs(v[k] - vPrev[k]);
+    move += Math.abs(vPrev ? v[k] - vPrev[k] : v[k]);
   }
   return Math.min(1, Math.max(phiMin, 1 - err / Math.max(move, EPS)));
 }

@@ -65,7 +65,9 @@ export const ertacacheArtifactSchema = artifactHeaderSchema
     lambda: finite,
     reuse: z.array(z.boolean()),
     src: z.array(step),
-    phi: z.array(finite.min(0).max(1)),
+    phi: z.array(finite.min(0).max(2)),
+    phiRect: z.array(finite.min(0).max(2)).optional(),
+    phiMode: z.enum(["endpoint", "notes", "norm"]).optional(),
     rect: z.looseObject({
       granularity: z.enum(["channel", "tensor"]),
       a: z.array(z.array(finite).min(1)),
@@ -82,6 +84,7 @@ export const ertacacheArtifactSchema = artifactHeaderSchema
     expectLength(ctx, ["src"], v.src, steps, one);
     expectBelow(ctx, ["src"], v.src, steps, "a step index");
     expectLength(ctx, ["phi"], v.phi, steps, one);
+    if (v.phiRect) expectLength(ctx, ["phiRect"], v.phiRect, steps, one);
     expectLength(ctx, ["rect", "a"], v.rect.a, steps, one);
     expectLength(ctx, ["rect", "b"], v.rect.b, steps, one);
     v.rect.a.forEach((row, s) => {

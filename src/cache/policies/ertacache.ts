@@ -17,11 +17,23 @@ import { formatSpec, type OptionSchema, resolveOptions } from "../options.ts";
 import type { Approximation, CachePolicy, ComputedUnit, Decision, PolicyState, RunContext } from "../policy.ts";
 import { stackUnit } from "../policy.ts";
 
+/**
+ * How φ is estimated offline. "endpoint": the step length whose cached update lands closest to the true update
+ * (Ditto's derivation from the paper's step-amplification error); "notes": 1 − ‖ṽ − v‖₁/‖v_i − v_{i−1}‖₁ (the
+ * form two restatements print; ≈ 0 whenever the stale residual's error matches the step-to-step change of v);
+ * "norm": 1 − ‖ṽ − v‖₁/‖v‖₁ (a third restatement).
+ */
+export type PhiMode = "endpoint" | "notes" | "norm";
+
 export interface ErtaCacheArtifact extends ArtifactHeader {
   lambda: number;
   reuse: boolean[];
   src: number[];
   phi: number[];
+  /** φ fitted on the rectified output (used when rectify=true); absent in artifacts from before it existed. */
+  phiRect?: number[];
+  /** How φ was estimated; absent = "notes" (artifacts from before the choice existed). */
+  phiMode?: PhiMode;
   rect: { granularity: "channel" | "tensor"; a: number[][]; b: number[][] };
   E: number[][];
   calibration: ArtifactHeader["calibration"] & { P: number };
@@ -48,6 +60,23 @@ export const ERTACACHE_OPTIONS: readonly OptionSchema[] = [
   { name: "kappaMax", type: "number", default: 2, min: 1, help: "cap on the re-budget scale κ" },
 ];
 
+/**
+ * The rectification's channels: an image's C planes ([C, H, W], channel-major), or an action chunk's action
+ * dimensions ([horizon, dim], the last axis).
+ */
+export function channelLayout(
+  sample: number[],
+  image: boolean,
+): { channels: number; channelOf: (k: number) => number } {
+  if (image) {
+    const [channels, ...rest] = sample;
+    const plane = rest.reduce((x, y) => x * y, 1);
+    return { channels, channelOf: (k) => Math.floor(k / plane) % channels };
+  }
+  const channels = sample[sample.length - 1];
+  return { channels, channelOf: (k) => k % channels };
+}
+
 /** The same number of reuse steps as `reuse`, spread evenly; step 0 and (if `reuse` keeps it) the last compute. */
 export function uniformReuse(reuse: boolean[]): boolean[] {
   const steps = reuse.length;
@@ -73,14 +102,15 @@ export function ertacache(options: ErtaCacheOptions = {}): CachePolicy {
   const path = o.artifact as string;
   const artifact = readArtifact<ErtaCacheArtifact>(path, "ertacache");
   const reuse = o.policy ? artifact.reuse : uniformReuse(artifact.reuse);
-  // φ shrinks an Euler step in flow time and re-budgets the rest (spec, "Online stage"); DDIM's steps sit on the
-  // DDPM train-step grid, where that rescaling has no meaning. Refused, not silently dropped while the spec says on.
+  // φ shortens a step in the sampler's own time and re-budgets the rest (spec, "Online stage"). Euler and DDIM
+  // (η = 0; ᾱ interpolated between train steps) take any time; DDPM's ancestral noise is drawn for the planned
+  // grid, so there it is refused, not silently dropped while the option says on.
   const adjustable = (ctx: RunContext) => {
-    if (o.adjust && ctx.sampler.kind !== "euler") {
+    if (o.adjust && ctx.sampler.kind === "ddpm") {
       throw new InputError(
         "OPTION_INVALID",
-        `ertacache option adjust=true (timestep adjustment, on by default) needs the Euler sampler; this run samples ` +
-          `with ${ctx.sampler.kind.toUpperCase()}. Pass adjust=false, e.g. ertacache:artifact=${path},adjust=false`,
+        `ertacache option adjust=true (timestep adjustment, on by default) needs a deterministic sampler (Euler or ` +
+          `DDIM); this run samples with DDPM. Pass adjust=false, e.g. ertacache:artifact=${path},adjust=false`,
         { policy: "ertacache", option: "adjust", sampler: ctx.sampler.kind },
       );
     }
@@ -101,7 +131,7 @@ export function ertacache(options: ErtaCacheOptions = {}): CachePolicy {
         adjust: adjustable(ctx),
         rectify: o.rectify as boolean,
         kappaMax: o.kappaMax as number,
-        plane: ctx.model.sample.slice(1).reduce((a, b) => a * b, 1), // H·W of [C, H, W]
+        channelOf: channelLayout(ctx.model.sample, ctx.model.image !== undefined).channelOf,
       });
     },
     describe: () => ({
@@ -109,6 +139,7 @@ export function ertacache(options: ErtaCacheOptions = {}): CachePolicy {
       lambda: artifact.lambda,
       reuseSteps: reuse.flatMap((r, s) => (r ? [s] : [])),
       policy: o.policy,
+      phiMode: artifact.phiMode ?? "notes",
       adjust: o.adjust,
       rectify: o.rectify,
     }),
@@ -147,8 +178,8 @@ class ErtaState implements PolicyState {
  */
 export function ertaHooks(
   reuse: boolean[],
-  artifact: Pick<ErtaCacheArtifact, "phi" | "rect"> | undefined,
-  opts: { adjust: boolean; rectify: boolean; kappaMax: number; plane: number },
+  artifact: Pick<ErtaCacheArtifact, "phi" | "phiRect" | "rect"> | undefined,
+  opts: { adjust: boolean; rectify: boolean; kappaMax: number; channelOf: (k: number) => number },
 ): StepHooks {
   let kappa = 1;
   let onGrid = true;
@@ -159,14 +190,15 @@ export function ertaHooks(
       const b = artifact.rect.b[ctx.step];
       const out = new Float32Array(v.length);
       for (let i = 0; i < v.length; i++) {
-        const c = a.length === 1 ? 0 : Math.floor(i / opts.plane) % a.length; // v is [B, C, H, W]
+        const c = a.length === 1 ? 0 : opts.channelOf(i);
         out[i] = v[i] - (a[c] * v[i] + b[c]);
       }
       return out;
     },
   };
   if (!opts.adjust || !artifact) return hooks; // no time controller: every step stays on the grid
-  const phi = artifact.phi;
+  // φ was fitted twice: on the raw reconstruction and on the rectified one; use the one this run integrates.
+  const phi = opts.rectify && artifact.phiRect ? artifact.phiRect : artifact.phi;
   hooks.nextTime = (ctx: StepContext): number => {
     const { step, grid, time } = ctx;
     const end = grid[grid.length - 1];

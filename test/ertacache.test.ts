@@ -8,7 +8,7 @@ import { stackUnit } from "../src/cache/policy.ts";
 import { loadPipeline, type Pipeline } from "../src/pipeline.ts";
 import { endpointPhi, fitAffineError, greedyReuse, phiFactor, profileErtaCache } from "../src/profiling/ertacache.ts";
 import { gaussianNoise } from "../src/sampling/noise.ts";
-import { createSampler, flowTimes } from "../src/sampling/samplers.ts";
+import { flowTimes } from "../src/sampling/samplers.ts";
 import { assertBitIdentical, assertRejectsWith, SHIPPED_MODEL, tempDir } from "./helpers.ts";
 
 describe("ERTACache offline policy", () => {

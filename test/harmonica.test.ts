@@ -5,6 +5,7 @@ import { after, before, describe, it } from "node:test";
 import { computedFraction, tablePolicy } from "../src/cache/policies/schedule.ts";
 import { loadPipeline, type Pipeline } from "../src/pipeline.ts";
 import { bestPrefix, fitPassForTest, marginalLambda, profileRouter } from "../src/profiling/harmonica.ts";
+import { cachedCells, tableFromLogits } from "../src/profiling/router-cem.ts";
 import { gaussianNoise } from "../src/sampling/noise.ts";
 import { assertBitIdentical, assertRejectsWith, maxAbsDiff, SHIPPED_MODEL, tempDir } from "./helpers.ts";
 
@@ -43,6 +44,25 @@ describe("G-HC per-step choice", () => {
   });
 });
 
+describe("HarmoniCa by CEM: low-rank logits → table at an exact budget", () => {
+  it("caches exactly the K lowest-logit cells of steps ≥ 1; step 0 always computes", () => {
+    const S = 4;
+    const U = 3;
+    // a = [9, 0, 5, 1], b = [0, 2, 1]: logits of steps 1–3 are [0 2 1], [5 7 6], [1 3 2].
+    const z = [9, 0, 5, 1, 0, 2, 1];
+    const t = tableFromLogits(z, S, U, 3);
+    assert.deepEqual(t, [
+      [1, 1, 1],
+      [0, 1, 0],
+      [1, 1, 1],
+      [0, 1, 1],
+    ]);
+    assert.equal(cachedCells(0.6, 50, 24), 480);
+    assert.equal(cachedCells(0, 5, 2), 8, "never more than the cells of steps ≥ 1");
+    assert.ok(tableFromLogits(z, S, U, 0).every((row) => row.every((v) => v === 1)));
+  });
+});
+
 describe("HarmoniCa and L2C on the shipped model", () => {
   let pipeline: Pipeline;
   const opts = { steps: 5, cfg: 3, items: 1 };
@@ -50,6 +70,25 @@ describe("HarmoniCa and L2C on the shipped model", () => {
     pipeline = await loadPipeline(SHIPPED_MODEL);
   });
   after(() => pipeline.release());
+
+  it("optimizer=cem meets the budget exactly, keeps step 0 full and never loses its best candidate", async () => {
+    const a = await profileRouter(pipeline, {
+      ...opts,
+      items: 1,
+      optimizer: "cem",
+      rho: 0.6,
+      population: 3,
+      iterations: 2,
+    });
+    assert.equal(a.kind, "harmonica-cem");
+    assert.equal(a.fit.optimizer, "cem");
+    assert.ok(a.m[0].every((v) => v === 1));
+    const U = a.m[0].length;
+    assert.equal(a.m.flat().filter((v) => v === 0).length, cachedCells(0.6, opts.steps, U));
+    const h = a.fit.cem?.history ?? [];
+    assert.equal(h.length, 2);
+    assert.ok(h[1] <= h[0] && Number.isFinite(h[1]));
+  });
 
   it("β = 0 caches nothing (bit-identical to uncached); a huge β caches every unit after step 0", async () => {
     const zero = await fitPassForTest(pipeline, { ...opts, beta: 0 });

@@ -88,6 +88,13 @@ function routerKeys(): Record<string, SetKey> {
     chunk: { kind: "int", min: 1, help: "λ measured per chunk of this many steps (default ⌈S/10⌉)" },
     warm: { kind: "string", help: "a BAC artifact whose table gives the first λ" },
     weights: { kind: "string", choices: ["flops", "equal"], help: "unit cost weights (default flops)" },
+    optimizer: {
+      kind: "string",
+      choices: ["ghc", "cem"],
+      help: "harmonica: greedy G-HC against λ (default) or CEM on the measured final-sample error",
+    },
+    population: { kind: "int", min: 2, help: "optimizer=cem: candidates per generation (default 10)" },
+    iterations: { kind: "int", min: 1, help: "optimizer=cem: generations (default 7)" },
   };
 }
 

@@ -23,6 +23,9 @@ function routerMethod(mode: "harmonica" | "l2c") {
         lambdaChunk: num("chunk"),
         warm: extra.warm,
         weights: extra.weights === "equal" ? "equal" : "flops",
+        optimizer: extra.optimizer === "cem" ? "cem" : undefined,
+        population: num("population"),
+        iterations: num("iterations"),
       });
     },
     summarize(a: ArtifactHeader) {

@@ -21,9 +21,10 @@ import { batchNoise } from "../sampling/noise.ts";
 import { createSampler, type Sampler } from "../sampling/samplers.ts";
 import { makeHeader, readArtifact } from "./artifact.ts";
 import { type CalibrationOptions, type CalibrationSet, calibrationContext, calibrationSet } from "./calibration.ts";
+import { fitRouterCem } from "./router-cem.ts";
 
 export interface RouterArtifact extends ScheduleArtifact {
-  kind: "harmonica-ghc" | "l2c-ghc";
+  kind: "harmonica-ghc" | "l2c-ghc" | "harmonica-cem";
   lambda: number[];
   beta: number;
   rho: number | null;
@@ -32,9 +33,14 @@ export interface RouterArtifact extends ScheduleArtifact {
   fit: {
     B: number;
     seeds: number[];
-    lambdaMode: "marginal" | "none";
+    /** "final": no proxy, the final-sample error itself (optimizer "cem"). */
+    lambdaMode: "marginal" | "none" | "final";
     lambdaChunk: number;
     trajectory: "student" | "uncached";
+    /** Absent: "ghc". */
+    optimizer?: "ghc" | "cem";
+    /** CEM only: candidates per generation, generations, and the best calibration MSE after each generation. */
+    cem?: { population: number; iterations: number; history: number[] };
   };
   cost: { forwards: number; seconds: number; computedFraction: number };
 }
@@ -53,6 +59,14 @@ export interface RouterOptions extends CalibrationOptions {
   warm?: string;
   /** Unit cost weights: FLOPs shares (default) or 1 for every unit. */
   weights?: "flops" | "equal";
+  /**
+   * HarmoniCa only: "ghc" (default) makes the per-step choices greedily against λ; "cem" searches router logits
+   * with the cross-entropy method against the measured final-sample error (router-cem.ts). Budget via `rho`.
+   */
+  optimizer?: "ghc" | "cem";
+  /** CEM: candidates per generation and generations (defaults 10 and 7). */
+  population?: number;
+  iterations?: number;
 }
 
 /** Per step, what the fit measured for every prefix of the unit order (for the β bisection). */
@@ -318,6 +332,8 @@ export async function marginalLambda(
 }
 
 export async function profileRouter(pipeline: Pipeline, options: RouterOptions = {}): Promise<RouterArtifact> {
+  if ((options.mode ?? "harmonica") === "harmonica" && options.optimizer === "cem")
+    return profileRouterCem(pipeline, options);
   const started = performance.now();
   const mode = options.mode ?? "harmonica";
   const set = calibrationSet(pipeline, options, 8);
@@ -412,6 +428,61 @@ export async function profileRouter(pipeline: Pipeline, options: RouterOptions =
       forwards: Math.round(runner.forwards),
       seconds: Math.round((performance.now() - started) / 100) / 10,
       computedFraction: computedFraction(pass.table),
+    },
+  };
+}
+
+/** HarmoniCa's router by the cross-entropy method on the final-sample error (spec deviation; see router-cem.ts). */
+async function profileRouterCem(pipeline: Pipeline, options: RouterOptions): Promise<RouterArtifact> {
+  const started = performance.now();
+  const set = calibrationSet(pipeline, options, 2);
+  const ctx = await calibrationContext(pipeline, set);
+  const U = ctx.model.atoms.length;
+  const rho = options.rho ?? 0.6;
+  const population = options.population ?? 10;
+  const iterations = options.iterations ?? 7;
+  const result = await fitRouterCem(pipeline, set, U, {
+    rho,
+    population,
+    iterations,
+    onProgress: options.onProgress,
+  });
+  const header = makeHeader(
+    "router",
+    ctx,
+    "branch",
+    { seeds: set.seeds, conditions: set.classes ?? [], batch: set.seeds.length },
+    "profile --method harmonica --set optimizer=cem",
+  );
+  const flops = ctx.model.atoms.map((a) => a.flops);
+  const meanFlops = flops.reduce((a, b) => a + b, 0) / U;
+  return {
+    ...header,
+    kind: "harmonica-cem",
+    m: result.table,
+    lambda: new Array(set.steps).fill(0),
+    beta: 0,
+    rho,
+    rounds: 0,
+    units: ctx.model.atoms.map((a, u) => ({
+      u,
+      block: a.block,
+      kind: a.kind,
+      w: Number((flops[u] / meanFlops).toPrecision(4)),
+    })),
+    fit: {
+      B: set.seeds.length,
+      seeds: set.seeds,
+      lambdaMode: "final",
+      lambdaChunk: 0,
+      trajectory: "student",
+      optimizer: "cem",
+      cem: { population, iterations, history: result.history.map((v) => Number(v.toPrecision(4))) },
+    },
+    cost: {
+      forwards: result.evaluations * set.steps,
+      seconds: Math.round((performance.now() - started) / 100) / 10,
+      computedFraction: computedFraction(result.table),
     },
   };
 }

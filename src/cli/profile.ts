@@ -95,6 +95,7 @@ function routerKeys(): Record<string, SetKey> {
     },
     population: { kind: "int", min: 2, help: "optimizer=cem: candidates per generation (default 10)" },
     iterations: { kind: "int", min: 1, help: "optimizer=cem: generations (default 7)" },
+    init: { kind: "string", help: "optimizer=cem: start from this router artifact's table (e.g. an l2c fit)" },
   };
 }
 

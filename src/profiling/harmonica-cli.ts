@@ -26,6 +26,7 @@ function routerMethod(mode: "harmonica" | "l2c") {
         optimizer: extra.optimizer === "cem" ? "cem" : undefined,
         population: num("population"),
         iterations: num("iterations"),
+        init: extra.init,
       });
     },
     summarize(a: ArtifactHeader) {

@@ -40,7 +40,7 @@ export interface RouterArtifact extends ScheduleArtifact {
     /** Absent: "ghc". */
     optimizer?: "ghc" | "cem";
     /** CEM only: candidates per generation, generations, and the best calibration MSE after each generation. */
-    cem?: { population: number; iterations: number; history: number[] };
+    cem?: { population: number; iterations: number; history: number[]; init?: string };
   };
   cost: { forwards: number; seconds: number; computedFraction: number };
 }
@@ -64,6 +64,8 @@ export interface RouterOptions extends CalibrationOptions {
    * with the cross-entropy method against the measured final-sample error (router-cem.ts). Budget via `rho`.
    */
   optimizer?: "ghc" | "cem";
+  /** CEM: a router or schedule artifact whose table is the starting point. */
+  init?: string;
   /** CEM: candidates per generation and generations (defaults 10 and 7). */
   population?: number;
   iterations?: number;
@@ -445,6 +447,7 @@ async function profileRouterCem(pipeline: Pipeline, options: RouterOptions): Pro
     rho,
     population,
     iterations,
+    init: options.init ? readArtifact<ScheduleArtifact>(options.init, "router").m : undefined,
     onProgress: options.onProgress,
   });
   const header = makeHeader(
@@ -477,7 +480,12 @@ async function profileRouterCem(pipeline: Pipeline, options: RouterOptions): Pro
       lambdaChunk: 0,
       trajectory: "student",
       optimizer: "cem",
-      cem: { population, iterations, history: result.history.map((v) => Number(v.toPrecision(4))) },
+      cem: {
+        population,
+        iterations,
+        history: result.history.map((v) => Number(v.toPrecision(4))),
+        ...(options.init ? { init: options.init } : {}),
+      },
     },
     cost: {
       forwards: result.evaluations * set.steps,

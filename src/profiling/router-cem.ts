@@ -9,6 +9,7 @@
  * K = round((1 − ρ)·(S − 1)·U) … so every candidate costs exactly the target compute. Step 0 always computes.
  */
 import { tablePolicy } from "../cache/policies/schedule.ts";
+import { InputError } from "../errors.ts";
 import type { Pipeline } from "../pipeline.ts";
 import { gaussianNoise } from "../sampling/noise.ts";
 import type { CalibrationSet } from "./calibration.ts";
@@ -24,6 +25,12 @@ export interface CemOptions {
   elite?: number;
   /** Smoothing of the mean/σ update (default 0.7). */
   smoothing?: number;
+  /**
+   * A table to start from (e.g. an L2C router: HarmoniCa's search space contains L2C's). The mean logits become
+   * a_s = 2·(computed share of row s) − 1 and b_u = (computed share of column u) − ½, and σ starts at 0.3 instead of 1,
+   * so the first candidate reproduces the table up to the budget's tie-breaking.
+   */
+  init?: (0 | 1)[][];
   /** Seed of the candidate draws (default 0). */
   seed?: number;
   onProgress?: (done: number, total: number) => void;
@@ -85,7 +92,19 @@ export async function fitRouterCem(
     return sum / out.length;
   };
   const mean = new Float64Array(D);
-  const sigma = new Float64Array(D).fill(1);
+  const sigma = new Float64Array(D).fill(options.init ? 0.3 : 1);
+  if (options.init) {
+    const t = options.init;
+    if (t.length !== S || t.some((row) => row.length !== units)) {
+      throw new InputError(
+        "OPTION_INVALID",
+        `the CEM start table is ${t.length} × ${t[0]?.length ?? 0}, but this fit is ${S} steps × ${units} units: ` +
+          "start from a router fitted for the same model and step count",
+      );
+    }
+    for (let s = 0; s < S; s++) mean[s] = 2 * (t[s].reduce((a: number, v) => a + v, 0) / units) - 1;
+    for (let u = 0; u < units; u++) mean[S + u] = t.reduce((a: number, row) => a + row[u], 0) / S - 0.5;
+  }
   let best = { table: tableFromLogits(mean, S, units, cached), mse: Number.POSITIVE_INFINITY };
   const history: number[] = [];
   let evaluations = 0;

@@ -250,19 +250,7 @@ export class CacheEngine implements NetworkEvaluator {
       flops: this.info.embedFlops + this.info.headFlops,
       pending: [],
     };
-    const plan = state.plan?.(view);
-    const approximations = plan?.map((d, u) => (d === "compute" ? undefined : state.approximate(u, d, view)));
-    // A planned step that computes nothing runs as one session: patch embed → accumulate → head.
-    const computesNothing = !patched && approximations?.every((a) => a !== undefined);
-    if (plan && approximations && computesNothing) {
-      step.pending = approximations.map((a, u) => ({ unit: u, approximation: a as Approximation, decision: plan[u] }));
-    }
-    if (!(computesNothing && (await this.runTail(step, true)))) {
-      await ready();
-      if (plan && approximations && !computesNothing) await this.runPlanned(step, plan, approximations);
-      else if (!plan) await this.runSequential(step);
-      await this.finishStep(step);
-    }
+    await this.runUnits(step, ready, !patched);
     await run.observer?.({ step: ctx.step, pass, time: ctx.time, store, view });
     run.report.trace.push({
       step: ctx.step,
@@ -273,6 +261,27 @@ export class CacheEngine implements NetworkEvaluator {
     });
     this.updateTotals(run.report);
     return this.need(store, this.model.manifest.output.name).data as Float32Array;
+  }
+
+  /** Runs the units and the head; `ready` runs the patch embed, which has not run yet when `patchPending`. */
+  private async runUnits(step: StepWork, ready: () => Promise<void>, patchPending: boolean): Promise<void> {
+    const { state, view } = step;
+    const plan = state.plan?.(view);
+    if (!plan) {
+      await ready();
+      await this.runSequential(step);
+      return this.finishStep(step);
+    }
+    const approximations = plan.map((d, u) => (d === "compute" ? undefined : state.approximate(u, d, view)));
+    if (patchPending && approximations.every((a) => a !== undefined)) {
+      // A step that computes nothing runs as one session: patch embed → accumulate → head.
+      step.pending = approximations.map((a, u) => ({ unit: u, approximation: a as Approximation, decision: plan[u] }));
+      if (await this.runTail(step, true)) return;
+      step.pending = [];
+    }
+    await ready();
+    await this.runPlanned(step, plan, approximations);
+    await this.finishStep(step);
   }
 
   /** A step decided unit by unit, in forward order, each decision seeing what the earlier units computed. */

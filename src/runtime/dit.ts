@@ -201,8 +201,12 @@ export class DiT {
         this.graph,
       );
       spliceBetween(model, between(), from, to, rename);
-      this.startup.cutMs += performance.now() - start;
-      const session = await this.backend.createSession(onnx.ModelProto.encode(model).finish(), this.sessionOptions);
+      const bytes = onnx.ModelProto.encode(model).finish();
+      const created = performance.now();
+      this.startup.cutMs += created - start;
+      const session = await this.backend.createSession(bytes, this.sessionOptions);
+      this.startup.sessionMs += performance.now() - created;
+      this.startup.sessions++;
       const plan = {
         name: withPatch ? "skip-step" : `accumulate+head`,
         inputs: graphOf(model).input.map((i) => i.name ?? ""),

@@ -64,6 +64,12 @@ export interface RunReport {
   policyTrace?: Record<string, unknown>;
 }
 
+/** Sessions for runs of computed units made per model (see groupSegment). */
+const MAX_GROUP_SESSIONS = 16;
+
+/** Per model, across engines: how often each run of computed units was asked for, and those given a session. */
+const groupsByModel = new WeakMap<DiT, { requests: Map<string, number>; shapes: Set<string> }>();
+
 const DECISION_LETTER: Record<Decision, string> = { compute: "C", reuse: "R", forecast: "F" };
 
 interface ActiveRun {
@@ -397,7 +403,9 @@ export class CacheEngine implements NetworkEvaluator {
       let end = u + 1;
       while (end < this.units.length && !approximations[end] && !alone(u) && !alone(end)) end++;
       await this.flush(step);
-      await (await this.runSegment(u, end, kept)).run(step.store);
+      const group = await this.groupSegment(u, end, kept);
+      if (group) await group.run(step.store);
+      else for (let v = u; v < end; v++) await this.unitSegments[v].run(step.store);
       for (let v = u; v < end; v++) this.afterCompute(step, v, "C", kept[v]);
       u = end;
     }
@@ -462,9 +470,29 @@ export class CacheEngine implements NetworkEvaluator {
   }
 
   /** The session computing units [a, b) and handing out the kept units' cached tensors and side outputs. */
-  private async runSegment(a: number, b: number, kept: boolean[]): Promise<Segment> {
-    const first = this.units[a];
+  private async groupSegment(a: number, b: number, kept: boolean[]): Promise<Segment | undefined> {
+    const units = this.units;
+    const first = units[a];
     if (b - a === 1 && (kept[a] || first.cache !== "stacked")) return this.unitSegments[a];
+    // Each distinct run is an ONNX session of its own, holding its weights: a table that scatters computed units
+    // (BAC) would make dozens. A run gets one when its shape recurs, up to a bound; otherwise it runs unit by unit.
+    if (b - a > 1) {
+      let groups = groupsByModel.get(this.model);
+      if (!groups) {
+        groups = { requests: new Map(), shapes: new Set() };
+        groupsByModel.set(this.model, groups);
+      }
+      const shape = units
+        .slice(a, b)
+        .map((u, i) => `${u.start}-${u.end}${kept[a + i] ? u.cache : ""}`)
+        .join();
+      if (!groups.shapes.has(shape)) {
+        const seen = (groups.requests.get(shape) ?? 0) + 1;
+        groups.requests.set(shape, seen);
+        if (seen < 2 || groups.shapes.size >= MAX_GROUP_SESSIONS) return undefined;
+        groups.shapes.add(shape);
+      }
+    }
     const { atoms } = this.model.structure;
     const extras = new Set<string>();
     for (let u = a; u < b; u++) {

@@ -64,11 +64,8 @@ export interface RunReport {
   policyTrace?: Record<string, unknown>;
 }
 
-/** Sessions for runs of computed units made per model (see groupSegment). */
-const MAX_GROUP_SESSIONS = 16;
-
-/** Per model, across engines: how often each run of computed units was asked for, and those given a session. */
-const groupsByModel = new WeakMap<DiT, { requests: Map<string, number>; shapes: Set<string> }>();
+/** Weights the sessions of runs of computed units may hold per engine, in copies of the block stack's weights. */
+const GROUP_WEIGHT_BUDGET = 2;
 
 const DECISION_LETTER: Record<Decision, string> = { compute: "C", reuse: "R", forecast: "F" };
 
@@ -144,6 +141,8 @@ export class CacheEngine implements NetworkEvaluator {
   private readonly accumulator: Accumulator;
   /** Sessions the engine made besides the units' own (the full-step session), counted in reports. */
   private readonly extraSegments = new Set<Segment>();
+  /** How often each run of computed units was asked for, those given a session, and the parameters they hold. */
+  private readonly groups = { requests: new Map<string, number>(), shapes: new Set<string>(), params: 0 };
   private states = new Map<Pass, PolicyState>();
   private run?: ActiveRun;
   private table?: ConditioningTable;
@@ -462,6 +461,13 @@ export class CacheEngine implements NetworkEvaluator {
     return this.model.structure.atoms.slice(unit.start, unit.end).map((a) => this.need(step.store, a.gate as string));
   }
 
+  /** Parameters of atoms [start, end). */
+  private paramsOf(start: number, end: number): number {
+    let total = 0;
+    for (let i = start; i < end; i++) total += this.model.atomParams(i);
+    return total;
+  }
+
   /** Counts a session the engine made besides the units' own in the run report. */
   private track(segment: Segment): void {
     const run = this.run as ActiveRun;
@@ -475,13 +481,10 @@ export class CacheEngine implements NetworkEvaluator {
     const first = units[a];
     if (b - a === 1 && (kept[a] || first.cache !== "stacked")) return this.unitSegments[a];
     // Each distinct run is an ONNX session of its own, holding its weights: a table that scatters computed units
-    // (BAC) would make dozens. A run gets one when its shape recurs, up to a bound; otherwise it runs unit by unit.
+    // (BAC) would make dozens. A run gets one when its shape recurs (a whole-stack run at once), while the weights
+    // these sessions hold stay under a budget; otherwise it runs unit by unit.
     if (b - a > 1) {
-      let groups = groupsByModel.get(this.model);
-      if (!groups) {
-        groups = { requests: new Map(), shapes: new Set() };
-        groupsByModel.set(this.model, groups);
-      }
+      const groups = this.groups;
       const shape = units
         .slice(a, b)
         .map((u, i) => `${u.start}-${u.end}${kept[a + i] ? u.cache : ""}`)
@@ -489,8 +492,15 @@ export class CacheEngine implements NetworkEvaluator {
       if (!groups.shapes.has(shape)) {
         const seen = (groups.requests.get(shape) ?? 0) + 1;
         groups.requests.set(shape, seen);
-        if (seen < 2 || groups.shapes.size >= MAX_GROUP_SESSIONS) return undefined;
+        const params = this.paramsOf(first.start, units[b - 1].end);
+        const wholeStack = a === 0 && b === units.length; // a full step: always worth its session
+        if (
+          (seen < 2 && !wholeStack) ||
+          groups.params + params > GROUP_WEIGHT_BUDGET * this.paramsOf(0, this.model.atomCount)
+        )
+          return undefined;
         groups.shapes.add(shape);
+        groups.params += params;
       }
     }
     const { atoms } = this.model.structure;

@@ -65,3 +65,30 @@ def moving_fashion(bank: np.ndarray, seed: int, frames: int, canvas: int = 32, o
             thing[1], thing[3] = reflect(thing[1], thing[3], limit)
             thing[2], thing[4] = reflect(thing[2], thing[4], limit)
     return video
+
+
+def main() -> None:
+    """Records the fixture test/video-data.test.ts compares the TypeScript generator against."""
+    import argparse
+    import base64
+    import json
+    from pathlib import Path
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--fixture", default="test/fixtures/moving-fashion.json")
+    args = p.parse_args()
+    bank_path = Path(__file__).resolve().parent.parent / "models/fashion-classifier/test-subset-images.idx"
+    bank = np.fromfile(bank_path, dtype=np.uint8, offset=16).reshape(-1, 28, 28)
+    rng = mulberry32(1)
+    cases = []
+    for seed, frames, canvas, objects in [(0, 9, 32, 2), (12345, 13, 32, 3), (7, 5, 16, 1), (2**31 + 5, 7, 48, 2)]:
+        video = moving_fashion(bank, seed, frames, canvas, objects)
+        cases.append({"seed": seed, "frames": frames, "canvas": canvas, "objects": objects,
+                      "video": base64.b64encode(video.tobytes()).decode()})
+    fixture = {"garments": "models/fashion-classifier/test-subset-images.idx",
+               "mulberry32_seed1": [next(rng) for _ in range(5)], "cases": cases}
+    Path(args.fixture).write_text(json.dumps(fixture) + "\n")
+
+
+if __name__ == "__main__":
+    main()

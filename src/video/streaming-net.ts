@@ -68,7 +68,14 @@ export class StreamingNet {
     this.states.forEach((t, j) => {
       all[`state_in_${j}`] = t;
     });
-    const result = await session.run(all);
+    const result = await session.run(all).catch((err: Error) => {
+      throw new ModelError(
+        "MODEL_MALFORMED",
+        `${this.name}: ONNX Runtime refused chunk ${this.chunks} (${err.message.split("\n")[0]}); if a state_in is ` +
+          "named, the manifest's slot shapes do not match the graph: re-export both with training/export_cdt.py",
+        { chunk: this.chunks },
+      );
+    });
     this.states = this.slots.map((slot, j) => checkedState(this.name, slot, j, result[`state_out_${j}`]));
     this.chunks++;
     return this.outputs.map((n) => result[n]);

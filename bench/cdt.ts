@@ -78,6 +78,7 @@ const cli = join(import.meta.dirname, "../src/cli/main.ts");
 const LENGTHS = [41, 401, 1601];
 const rss: Record<number, number[]> = { 41: [], 401: [], 1601: [] };
 const speed: Record<number, number[]> = { 41: [], 401: [], 1601: [] };
+const fidelity: Record<number, string> = {};
 for (let r = 0; r < Number(values.repeats); r++) {
   for (const n of LENGTHS) {
     const out = execFileSync(
@@ -101,12 +102,13 @@ for (let r = 0; r < Number(values.repeats); r++) {
     const report = JSON.parse(out);
     rss[n].push(report.peakRssMiB);
     speed[n].push(report.msPerFrame);
+    fidelity[n] = `PSNR ${report.psnr.toFixed(2)} dB, SSIM ${report.ssim.toFixed(4)}`;
   }
 }
 for (const n of LENGTHS) {
   console.log(
     `${n} frames: peak RSS median ${median(rss[n]).toFixed(1)} MiB (runs ${rss[n].join(", ")}), ` +
-      `${median(speed[n]).toFixed(2)} ms/frame`,
+      `${median(speed[n]).toFixed(2)} ms/frame, ${fidelity[n]}`,
   );
 }
 console.log(

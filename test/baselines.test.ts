@@ -77,7 +77,7 @@ describe("TeaCache", () => {
 
 describe("FBCache / DBCache", () => {
   it("compares with the signal at the last computed step, not the previous step", () => {
-    const state = new FirstBlockState(0.15, 1, 1, -1, -1);
+    const state = new FirstBlockState(3, 0.15, 1, 1, -1, -1);
     const signals = [1, 1.1, 1.2, 1.3, 1.5, 1.55];
     const decisions: string[] = [];
     signals.forEach((v, s) => {
@@ -92,7 +92,7 @@ describe("FBCache / DBCache", () => {
   });
 
   it("stops reusing at the caps", () => {
-    const state = new FirstBlockState(1, 1, 1, 3, 2);
+    const state = new FirstBlockState(3, 1, 1, 1, 3, 2);
     const decisions: string[] = [];
     for (let s = 0; s < 8; s++) {
       state.update(0, { value: () => t([1]) });

@@ -243,11 +243,10 @@ export class CacheEngine implements NetworkEvaluator {
       pending: [],
     };
     const plan = state.plan?.(view);
-    if (plan && this.units.length > 1 && plan.every((d) => d === "compute")) {
-      await this.computeAll(step);
-    } else {
+    if (plan) await this.runPlanned(step, plan);
+    else {
       for (let u = 0; u < this.units.length; u++) {
-        const decision = plan ? plan[u] : state.decide(u, view);
+        const decision = state.decide(u, view);
         if (decision !== "compute") {
           const approximation = state.approximate(u, decision, view);
           if (approximation) {
@@ -306,16 +305,22 @@ export class CacheEngine implements NetworkEvaluator {
   /** Runs one unit's session and hands its value to the policy. */
   private async compute(step: StepWork, u: number, letter: string): Promise<void> {
     await this.unitSegments[u].run(step.store);
-    this.afterCompute(step, u, letter);
+    this.afterCompute(step, u, letter, this.keeps(step, u));
   }
 
-  private afterCompute(step: StepWork, u: number, letter: string): void {
+  private keeps(step: StepWork, u: number): boolean {
+    return step.state.keeps?.(u, step.view) ?? true;
+  }
+
+  /** Counts a computed unit and, when the policy keeps it, caches its side outputs and hands it its value. */
+  private afterCompute(step: StepWork, u: number, letter: string, kept: boolean): void {
     const run = this.run as ActiveRun;
     const unit = this.units[u];
     const { atoms } = this.model.structure;
     step.flops += this.unitFlops[u];
     step.letters[u] = letter;
     run.report.unitsComputed++;
+    if (!kept) return;
     for (const t of this.sideOutputs[u]) step.sideCache.set(t, this.need(step.store, t));
     const streamIn = atoms[unit.start].streamIn;
     const streamOut = atoms[unit.end - 1].streamOut;
@@ -332,22 +337,55 @@ export class CacheEngine implements NetworkEvaluator {
     );
   }
 
-  /** A full step as one session over the whole stack, with every unit's cacheable tensors as extra outputs. */
-  private async computeAll(step: StepWork): Promise<void> {
+  /**
+   * A step whose decisions are known before it runs. Skipped units accumulate as in the sequential path; each run of
+   * consecutive computed units is one session that hands out only what the policy keeps, so a step that computes
+   * everything and keeps nothing costs what the uncached step costs (issue 14: no per-unit tax).
+   */
+  private async runPlanned(step: StepWork, plan: Decision[]): Promise<void> {
+    const { state, view } = step;
+    const approximations = plan.map((d, u) => (d === "compute" ? undefined : state.approximate(u, d, view)));
+    const kept = plan.map((_, u) => !approximations[u] && this.keeps(step, u));
+    // Units with taps (profilers) and kept stacked units have sessions of their own shape: they run alone.
+    const alone = (u: number) => this.units[u].taps !== undefined || (kept[u] && this.units[u].cache === "stacked");
+    for (let u = 0; u < this.units.length; ) {
+      const approximation = approximations[u];
+      if (approximation) {
+        step.pending.push({ unit: u, approximation, decision: plan[u] });
+        u++;
+        continue;
+      }
+      let end = u + 1;
+      while (end < this.units.length && !approximations[end] && !alone(u) && !alone(end)) end++;
+      await this.flush(step);
+      await (await this.runSegment(u, end, kept)).run(step.store);
+      for (let v = u; v < end; v++) this.afterCompute(step, v, "C", kept[v]);
+      u = end;
+    }
+    await this.flush(step);
+  }
+
+  /** The session computing units [a, b) and handing out the kept units' cached tensors and side outputs. */
+  private async runSegment(a: number, b: number, kept: boolean[]): Promise<Segment> {
+    const first = this.units[a];
+    if (b - a === 1 && (kept[a] || first.cache !== "stacked")) return this.unitSegments[a];
     const { atoms } = this.model.structure;
-    const extras = this.units.flatMap((u) =>
-      u.cache === "value" ? [atoms[u.start].value] : [atoms[u.start].streamIn, atoms[u.end - 1].streamOut],
-    );
-    const whole = await this.model.range(
-      0,
-      atoms.length,
-      [...new Set(extras)].filter((t) => t !== atoms[0].streamIn),
-    );
+    const extras = new Set<string>();
+    for (let u = a; u < b; u++) {
+      if (!kept[u]) continue;
+      const unit = this.units[u];
+      const cached =
+        unit.cache === "value"
+          ? [atoms[unit.start].value]
+          : [atoms[unit.start].streamIn, atoms[unit.end - 1].streamOut];
+      for (const t of [...cached, ...this.sideOutputs[u]]) extras.add(t);
+    }
+    extras.delete(atoms[first.start].streamIn);
+    const segment = await this.model.range(first.start, this.units[b - 1].end, [...extras]);
     const run = this.run as ActiveRun;
-    if (!run.callsAtStart.has(whole)) run.callsAtStart.set(whole, whole.calls);
-    this.extraSegments.add(whole);
-    await whole.run(step.store);
-    for (let u = 0; u < this.units.length; u++) this.afterCompute(step, u, "C");
+    if (!run.callsAtStart.has(segment)) run.callsAtStart.set(segment, segment.calls);
+    this.extraSegments.add(segment);
+    return segment;
   }
 
   /**

@@ -99,6 +99,13 @@ export interface PolicyState {
   plan?(view: StepView): Decision[];
   /** One unit's decision, asked in forward order after the earlier units ran (used when there is no plan). */
   decide(unit: number, view: StepView): Decision;
+  /**
+   * Whether the policy will read what this unit computes at this step (default: yes). A policy that knows the value
+   * is replaced before any step reuses it (FORA with N = 1, a table whose next row computes the unit) says no: the
+   * engine then runs the unit in a session that hands nothing out and does not call `update` for it.
+   */
+  keeps?(unit: number, view: StepView): boolean;
+  /** A computed unit's value, for the units the policy keeps. */
   update(unit: number, computed: ComputedUnit, view: StepView): void;
   /** The value to use for a unit that is not computed; undefined when nothing is cached yet. */
   approximate(unit: number, decision: Decision, view: StepView): Approximation | undefined;

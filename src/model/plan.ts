@@ -61,7 +61,7 @@ export function planRange(
   const plan = planNodes(g, s, rangeName(s, start, end), nodes);
   const extra = end - start === 1 ? [s.atoms[start].value, ...extraOutputs] : extraOutputs;
   for (const name of extra) if (!plan.outputs.includes(name)) plan.outputs.push(name);
-  if (extraOutputs.length > 0) plan.name += "+taps";
+  if (extraOutputs.length > 0) plan.name += "+outputs";
   return plan;
 }
 

@@ -84,9 +84,12 @@ function firstBlockPolicy(name: string, o: OptionValues): CachePolicy {
     units,
     createState: (ctx) => {
       const fn = frontBlocks(o, ctx.model);
-      const hasMiddle = units(ctx.model).length > 1 && fn + (o.bn as number) < ctx.model.blocks.length;
+      // δ = 0 is never undercut (a relative L1 change is ≥ 0): such a run computes every unit at every step.
+      const hasMiddle =
+        units(ctx.model).length > 1 && fn + (o.bn as number) < ctx.model.blocks.length && (o.threshold as number) > 0;
       const warmup = (o.warmup as number) < 0 ? Math.round(0.16 * ctx.steps) : (o.warmup as number);
       return new FirstBlockState(
+        ctx.units.length,
         o.threshold as number,
         hasMiddle ? 1 : -1,
         warmup,
@@ -107,12 +110,23 @@ export class FirstBlockState implements PolicyState {
 
   /** `middleUnit` is the index of the skippable unit (−1: none, every step computes everything). */
   constructor(
+    unitCount: number,
     private readonly threshold: number,
     private readonly middleUnit: number,
     private readonly warmup: number,
     private readonly maxCached: number,
     private readonly maxConsecutive: number,
-  ) {}
+  ) {
+    // With nothing to skip, every step is known to compute everything before it runs (one session per step).
+    if (middleUnit < 0) this.plan = () => new Array(unitCount).fill("compute");
+  }
+
+  readonly plan?: () => Decision[];
+
+  /** The front residual (the signal) and the middle residual are read later; nothing is when nothing is skipped. */
+  keeps(unit: number): boolean {
+    return this.middleUnit >= 0 && (unit === 0 || unit === this.middleUnit);
+  }
 
   decide(unit: number, view: StepView): Decision {
     if (unit !== this.middleUnit) return "compute";

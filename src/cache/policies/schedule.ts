@@ -128,6 +128,11 @@ class ScheduleState implements PolicyState {
     return view.step === 0 || this.table[view.step][unit] === 1 ? "compute" : "reuse";
   }
 
+  /** A value is read only when the next step reuses the unit; a compute there replaces it first. */
+  keeps(unit: number, view: StepView): boolean {
+    return this.table[view.step + 1]?.[unit] === 0;
+  }
+
   update(unit: number, computed: ComputedUnit): void {
     this.values.set(unit, computed.value());
   }

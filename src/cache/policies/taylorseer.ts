@@ -191,6 +191,13 @@ export class TaylorState implements PolicyState {
     return this.opts.order === 0 && this.opts.corrector === "none" ? "reuse" : "forecast";
   }
 
+  /** Full-step values are read only by the forecasts of later skipped steps: none follow, none to keep. */
+  keeps(_unit: number, view: StepView): boolean {
+    for (let s = view.step + 1; s < view.steps; s++)
+      if (!isFullStep(s, this.opts.interval, this.opts.warmup)) return true;
+    return false;
+  }
+
   update(unit: number, computed: ComputedUnit, view: StepView): void {
     this.record(unit, computed.value(), this.position(view), view.step);
   }

@@ -4,12 +4,15 @@
  * Last line: {"ratioBatch1": …, "ratioBatch16": …}.
  */
 import { Tensor } from "onnxruntime-common";
+import { relaunchWithMallocTuning } from "../bin/malloc-tuning.js";
 import { median } from "../src/bench/harness.ts";
 import { requireImage } from "../src/model/manifest.ts";
 import { loadDiT } from "../src/runtime/dit.ts";
 import { feedsFor } from "../src/runtime/model-inputs.ts";
 import type { TensorStore } from "../src/runtime/segment.ts";
 
+// The same malloc tuning as the ditto command (bin/malloc-tuning.js).
+relaunchWithMallocTuning();
 const repeats = Number(process.env.REPEATS ?? 40);
 const model = await loadDiT(process.argv[2]);
 const whole = await model.wholeModel();

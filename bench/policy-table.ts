@@ -133,6 +133,7 @@ for (const s of samplers) {
   await run(s, `BAC w/o BU (ACS, M' ${matchedM})`, `bac:artifact=${matchedFile},table=acs`);
   await run(s, `shared similarity schedule (M' ${matchedM})`, `bac:artifact=${matchedFile},table=unified`);
   await run(s, `uniform per-unit intervals (M' ${matchedM})`, `bac:artifact=${matchedFile},table=uniform`);
+  await run(s, `staggered uniform intervals (M' ${matchedM})`, `bac:artifact=${matchedFile},table=staggered`);
   await run(s, `FORA (interval ${interval})`, `fora:interval=${interval}`);
   await run(s, `TaylorSeer (interval ${interval}, order 1)`, `taylorseer:interval=${interval},order=1`);
 }

@@ -18,6 +18,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Tensor } from "onnxruntime-common";
+import { relaunchWithMallocTuning } from "../bin/malloc-tuning.js";
 import { median } from "../src/bench/harness.ts";
 import { tablePolicy } from "../src/cache/policies/schedule.ts";
 import type { CachePolicy } from "../src/cache/policy.ts";
@@ -27,6 +28,9 @@ import { loadPipeline, type Pipeline } from "../src/pipeline.ts";
 import { feedsFor } from "../src/runtime/model-inputs.ts";
 import type { Segment, TensorStore } from "../src/runtime/segment.ts";
 import { writeSmallModels } from "./small-models.ts";
+
+// The same malloc tuning as the ditto command (bin/malloc-tuning.js), so the ratios are the ones users get.
+relaunchWithMallocTuning();
 
 const repeats = Number(process.env.REPEATS ?? 5);
 const steps = Number(process.env.STEPS ?? 10);

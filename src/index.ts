@@ -59,3 +59,7 @@ export { type DiT, loadDiT } from "./runtime/dit.ts";
 export { nodeBackend } from "./runtime/node-backend.ts";
 export { parseJsonWithSchema, parseWithSchema, type SchemaContext } from "./schema/parse.ts";
 export { type TuneOptions, type TuneResult, tune, tunedConfig } from "./tune/tune.ts";
+export { type CdtModel, loadCdtModel } from "./video/cdt-model.ts";
+export { type DecodeOptions, decodeVideo, type EncodeOptions, encodeVideo } from "./video/codec.ts";
+export { movingFashion, movingFashionFrames } from "./video/moving-fashion.ts";
+export { type ReconstructReport, reconstructVideo } from "./video/reconstruct.ts";

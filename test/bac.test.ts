@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { computedFraction } from "../src/cache/policies/schedule.ts";
 import { loadPipeline } from "../src/pipeline.ts";
-import { acsSchedule, bubblingUnion, profileBac, toTable } from "../src/profiling/bac.ts";
+import { acsSchedule, bubblingUnion, profileBac, staggeredSteps, toTable, uniformSteps } from "../src/profiling/bac.ts";
 import { gaussianNoise } from "../src/sampling/noise.ts";
 import { SHIPPED_MODEL, tempDir } from "./helpers.ts";
 
@@ -55,6 +55,13 @@ describe("BAC scheduler", () => {
     const S = Array.from({ length: 6 }, () => new Array(6).fill(0.5));
     assert.deepEqual(acsSchedule(S, 6).steps, [0, 1, 2, 3, 4, 5]);
     assert.deepEqual(acsSchedule(S, 1).steps, [0]);
+  });
+
+  it("staggered ablation: the uniform grid's step count, shifted by a per-unit phase", () => {
+    assert.deepEqual(uniformSteps(100, 10).slice(0, 3), [0, 10, 20]);
+    assert.deepEqual(staggeredSteps(100, 10, 0, 12), uniformSteps(100, 10));
+    assert.deepEqual(staggeredSteps(100, 10, 6, 12).slice(0, 3), [0, 15, 25]);
+    assert.deepEqual(staggeredSteps(20, 10, 11, 12), [0, 3, 5, 7, 9, 11, 13, 15, 17, 19]);
   });
 
   it("bubbles the downstream MLP update steps (same layer included) into promoted units", () => {

@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
 import { Tensor } from "onnxruntime-common";
+import { tablePolicy } from "../src/cache/policies/schedule.ts";
 import { rollout } from "../src/control/rollout.ts";
 import { wilson } from "../src/control/stats.ts";
 import { type Episode, EVAL_SEED, makeEpisodes, Simulator } from "../src/control/task.ts";
@@ -104,6 +105,37 @@ describe("diffusion policy: the shipped reach-policy model", () => {
       /stepNoise/,
     );
     await whole.release();
+    await pipeline.release();
+  });
+
+  it("a per-unit schedule table runs as BAC's runtime does (the recipe's reference, DDIM-20 and DDPM-100)", async () => {
+    const fx = JSON.parse(readFileSync(join(FIXTURES, "policy-sampler.json"), "utf8"));
+    const pipeline = await loadPipeline(POLICY);
+    const noise = f32(fx.noise);
+    const stepNoise = f32(fx.stepNoise);
+    for (const [kind, steps] of [
+      ["ddim", 20],
+      ["ddpm", 100],
+    ] as const) {
+      const { table, x: expected } = fx.scheduled[`${kind}${steps}`];
+      const engine = await pipeline.engine(tablePolicy(table));
+      let x: Float32Array = noise;
+      for await (const r of engine.generate({
+        noise,
+        dims: [2, 16, 2],
+        observations: f32(fx.obs),
+        cfgScale: 1,
+        sampler: createSampler(pipeline.manifest, { kind, steps }),
+        stepNoise: (i) => stepNoise.subarray(i * 64, (i + 1) * 64),
+      }))
+        x = r.x;
+      const report = engine.report();
+      assert.ok(report.unitsSkipped > 0, "the table reuses units");
+      const d = maxAbsDiff(x, f32(expected));
+      assert.ok(d < 2e-4, `${kind}-${steps} under the table differs from the recipe's reference by ${d}`);
+      const plain = f32(kind === "ddim" ? fx.ddim20 : fx.ddpm100);
+      assert.ok(maxAbsDiff(x, plain) > 10 * d, "the reference differs from the uncached output");
+    }
     await pipeline.release();
   });
 });

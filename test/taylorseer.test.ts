@@ -99,13 +99,15 @@ describe("TaylorSeer on the shipped model", () => {
       ["stacked"],
     );
     for (const t of report.trace) assert.equal(t.decisions, full.includes(t.step) ? "C" : "F", `step ${t.step}`);
-    // Full steps run the stack as one session; forecast steps run no block session at all. The conditioning runs
-    // once for all steps (runtime/conditioning.ts), so the whole embed never runs; the patch embed runs every step.
-    // The last full step's values would never be read: it runs the plain stack session, handing nothing out.
+    // Full steps run the stack as one session; forecast steps run no block session at all, but one session for
+    // patch embed → forecast-and-accumulate → head. The conditioning runs once for all steps
+    // (runtime/conditioning.ts), so the whole embed never runs. The last full step's values would never be read:
+    // it runs the plain stack session, handing nothing out.
     const counts: Record<string, number> = {
       conditioning: 1,
-      patch: 9,
-      head: 9,
+      patch: 3,
+      head: 3,
+      "skip-step": 6,
       "blocks0-11+stacked": 2,
       "blocks0-11": 1,
     };

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from eval_policy import EVAL_SEED, load_ema
-from policy_model import Schedule, sample
+from policy_model import ScheduledDenoiser, Schedule, sample
 from policy_task import (GOAL_TOLERANCE, HORIZON, MAX_STEP, MAX_STEPS, OBS_DIM, Sim, expert_action,
                          make_episodes)
 
@@ -36,9 +36,19 @@ def sampler_fixture(model) -> dict:
     ddpm = sample(model, obs, sched, 100, "ddpm", noise, step_noise=lambda i: step_noise[i])
     t = torch.tensor([99, 40], dtype=torch.long)
     eps = model(noise, t, obs)
+    # Per-unit schedules, desynchronised on purpose (unit u refreshes every 2 + u % 5 steps, offset u % 3), run the
+    # way BAC's runtime runs them: the reference for the engine's table executor.
+    scheduled = {}
+    for kind, steps in (("ddim", 20), ("ddpm", 100)):
+        table = [[1 if s == 0 or (s + u % 3) % (2 + u % 5) == 0 else 0 for u in range(12)] for s in range(steps)]
+        out = sample(ScheduledDenoiser(model, table), obs, sched, steps, kind, noise,
+                     step_noise=lambda i: step_noise[i])
+        scheduled[f"{kind}{steps}"] = {"table": table, "x": b64(out)}
     return {"obs": b64(obs), "noise": b64(noise), "stepNoise": b64(step_noise), "ddim20": b64(ddim),
-            "ddpm100": b64(ddpm), "epsAt": {"t": [99, 40], "eps": b64(eps)},
-            "note": "float32 little-endian, base64; stepNoise[i] is the ancestral noise added at DDPM step i"}
+            "ddpm100": b64(ddpm), "epsAt": {"t": [99, 40], "eps": b64(eps)}, "scheduled": scheduled,
+            "note": "float32 little-endian, base64; stepNoise[i] is the ancestral noise added at DDPM step i; "
+                    "scheduled: per-unit tables m[s][u] (units: attn, xattn, mlp per block) and the sampler's output "
+                    "under them"}
 
 
 def trajectory_fixture() -> dict:
@@ -119,6 +129,7 @@ def main() -> None:
         "training": {
             "data": f"{a['episodes']} expert episodes (tangent following, margin {a['margin']}), seed 1",
             "command": "OMP_NUM_THREADS=1 /usr/bin/python3 training/train_policy.py --run training/runs/policy "
+                       f"--episodes {a['episodes']} --margin {a['margin']:g} --batch {a['batch']} --ema {a['ema']:g} "
                        f"--max-minutes {a['max_minutes']:g} && /usr/bin/python3 training/export_policy.py",
             "steps": ckpt["step"],
             "batch": a["batch"],

@@ -147,3 +147,37 @@ def sample(model, obs: torch.Tensor, sched: Schedule, steps: int, kind: str, noi
             # η = 0; ε as predicted by the model (diffusers' DDIM with use_clipped_model_output=False).
             x = math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev) * eps
     return x
+
+
+class ScheduledDenoiser:
+    """The denoiser run under a static per-unit table m[s][u] (BAC's runtime, shared/specs/bac.md "Runtime").
+
+    Units in forward order: block b's self-attention 3b, cross-attention 3b+1, MLP 3b+2. At step s a unit with
+    m[s][u] = 1 (or no stored output yet) computes its branch on the current residual stream and stores it; otherwise
+    the stored branch output is added as is. Called once per sampler step, in order; the reference the TypeScript
+    schedule executor is checked against.
+    """
+
+    def __init__(self, model: PolicyDenoiser, table: list[list[int]]):
+        self.model = model
+        self.table = table
+        self.step = 0
+        self.stored: dict[int, torch.Tensor] = {}
+
+    def branch(self, u: int, compute) -> torch.Tensor:
+        if self.table[self.step][u] == 1 or u not in self.stored:
+            self.stored[u] = compute()
+        return self.stored[u]
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        time_token = m.time_mlp(sinusoidal(t, m.dim))[:, None, :]
+        obs_token = m.obs_in(obs)[:, None, :]
+        memory = m.cond_encoder(torch.cat([time_token, obs_token], dim=1) + m.cond_pos)
+        h = m.action_in(x) + m.action_pos
+        for b, block in enumerate(m.blocks):
+            h = h + self.branch(3 * b, lambda: block.attn(block.norm1(h)))
+            h = h + self.branch(3 * b + 1, lambda: block.cross(block.norm2(h), memory))
+            h = h + self.branch(3 * b + 2, lambda: block.mlp(block.norm3(h)))
+        self.step += 1
+        return m.head(m.norm_out(h))

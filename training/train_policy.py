@@ -1,7 +1,7 @@
 """Trains the DP-T-style action denoiser on expert demonstrations of the reach-around task (ε-prediction DDPM-100).
 
 Usage (about 60 min on one core; a fast BLAS matters ~10x — see training/README.md):
-  OMP_NUM_THREADS=1 /usr/bin/python3 training/train_policy.py --run training/runs/policy --max-minutes 60
+  OMP_NUM_THREADS=1 /usr/bin/python3 training/train_policy.py --run training/runs/policy --max-minutes 62
 Writes checkpoint.pt (model, EMA, optimiser) and ema-<step>.pt snapshots every --snapshot-minutes.
 """
 
@@ -40,15 +40,15 @@ def demonstrations(episodes: int, margin: float, seed: int):
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--run", default="training/runs/policy")
-    p.add_argument("--episodes", type=int, default=2000)
-    p.add_argument("--margin", type=float, default=0.10)
+    p.add_argument("--episodes", type=int, default=4000)
+    p.add_argument("--margin", type=float, default=0.15)
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--depth", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=6e-4)
     p.add_argument("--warmup", type=int, default=200)
-    p.add_argument("--ema", type=float, default=0.995)
+    p.add_argument("--ema", type=float, default=0.998)
     p.add_argument("--max-minutes", type=float, default=60.0)
     p.add_argument("--max-steps", type=int, default=10**9)
     p.add_argument("--snapshot-minutes", type=float, default=5.0)

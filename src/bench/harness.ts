@@ -17,6 +17,7 @@ import { toUnitRange } from "../image/png.ts";
 import { accuracy, Classifier, meanFeatureDistance } from "../metrics/classifier.ts";
 import { psnr, ssim } from "../metrics/fidelity.ts";
 import { featureStats, frechetDistance } from "../metrics/frechet.ts";
+import { kid, rmsScale } from "../metrics/kid.ts";
 import { nlpd } from "../metrics/nlpd.ts";
 import { classCondition, evaluationClassifierDir, type ResolvedManifest, requireImage } from "../model/manifest.ts";
 import { type ClassifierFiles, loadClassifierFeatures } from "../node/tfup-classifier.ts";
@@ -55,7 +56,7 @@ export interface BenchRow {
   /** Normalized Laplacian pyramid distance to the uncached twin (src/metrics/nlpd.ts); needs no classifier. */
   nlpd: number;
   fd: number;
-  /** Kernel inception distance over the classifier's features (issue 20, src/metrics/kid.ts); NaN until wired. */
+  /** Kernel inception distance over the classifier's features against its real test subset (src/metrics/kid.ts). */
   kid: number;
   accuracy: number;
   /** TFUP-adapted accuracy beside the plain one: cache built from this row's own samples, no labels (spec tfup.md). */
@@ -287,6 +288,10 @@ async function classifierJudge(
   const toClassifier = (r: GenerationResult) => rescale(r.samples, range, e.classifier.input.range);
   const referenceOut = await e.classifier.classify(toClassifier(reference), count);
   const testStats = e.classifier.hasTestStats ? await e.classifier.testStats() : undefined;
+  // KID's reference: the classifier's features of its real test subset (when it ships one).
+  const real = e.classifier.hasTestSubset ? await e.classifier.testSubset() : undefined;
+  const realFeatures = real && (await e.classifier.classify(real.images, real.count)).features;
+  const kidScale = realFeatures && rmsScale(realFeatures);
   const classCount = e.classifier.numClasses;
   return {
     async score(result: GenerationResult, classes?: number[]) {
@@ -304,9 +309,8 @@ async function classifierJudge(
           : undefined;
       return {
         fd: testStats ? frechetDistance(featureStats(out.features, out.featureDim), testStats) : Number.NaN,
-        // Hook for issue 20's unbiased KID (src/metrics/kid.ts, on its branch): computed here from `out.features`
-        // against the classifier's reference features; NaN ("n/a") until that lands.
-        kid: Number.NaN,
+        // Unbiased at small sample counts, unlike FD (src/metrics/kid.ts).
+        kid: realFeatures ? kid(out.features, realFeatures, out.featureDim, kidScale) : Number.NaN,
         accuracy: labelled ? accuracy(out.predictions, labelled) : Number.NaN,
         tfupAccuracy: adapted?.adaptedAccuracy ?? Number.NaN,
         featureDistance: meanFeatureDistance(out.features, referenceOut.features, out.featureDim),

@@ -26,7 +26,7 @@ export function benchMarkdown(result: BenchResult, command: string): string {
   const pct = (v: number) => (Number.isNaN(v) ? "n/a" : `${(v * 100).toFixed(1)} %`);
   const sampler = s.sampler === "ddim" ? "DDIM" : "Euler";
   const judged = s.classifier
-    ? `classifier metrics by ${s.classifier} over the same ${s.samples} samples (FD is biased below ~1,000 samples)`
+    ? `classifier metrics by ${s.classifier} over the same ${s.samples} samples (FD is biased below ~1,000 samples; KID, unbiased, is against the classifier's real test subset)`
     : "classifier metrics (FD, KID, accuracy, TFUP, feature dist.): n/a — the model's manifest names no evaluation classifier";
   const lines = [
     `Measured on ${s.date}, model ${s.model}, ${s.steps} ${sampler} steps, CFG ${s.cfg}; quality over ${s.samples} samples ` +

@@ -6,7 +6,7 @@
  */
 import type { Tensor } from "onnxruntime-common";
 import { Tensor as OrtTensor } from "onnxruntime-common";
-import { onnx } from "../onnx/proto.ts";
+import { type ModelProto, onnx } from "../onnx/proto.ts";
 import type { Backend, Session, SessionOptions } from "../runtime/backend.ts";
 import type { Approximation } from "./policy.ts";
 
@@ -42,53 +42,22 @@ export class Accumulator {
     this.options = options;
   }
 
-  async run(h: Tensor, units: AccumulateTerm[]): Promise<Tensor> {
-    const signature = units
-      .map((u) => `${u.gate ? "g" : ""}${u.approximation.terms.map((t) => (t.coef === 1 ? "1" : "c")).join("")}`)
-      .join("|");
-    let session = this.sessions.get(signature);
-    if (!session) {
-      session = this.backend.createSession(accumulateGraph(units), this.options);
-      this.sessions.set(signature, session);
-    }
-    const feeds: Record<string, Tensor> = { h };
-    units.forEach((u, i) => {
-      if (u.gate) feeds[`g${i}`] = u.gate;
-      u.approximation.terms.forEach((t, j) => {
-        feeds[`t${i}_${j}`] = t.tensor;
-        if (t.coef !== 1) feeds[`c${i}_${j}`] = new OrtTensor("float32", Float32Array.of(t.coef), []);
-      });
-    });
-    return (await (await session).run(feeds)).out;
+  run(h: Tensor, units: AccumulateTerm[]): Promise<Tensor> {
+    return this.runPiece(h, accumulatePiece(units));
   }
 
-  /**
-   * The stacked form for a whole run of gated branches cached as [B, D, U, T'] tensors (see onnx/rewrite.ts):
-   * h + Σ_j c_j · MatMul(G, S_j) with G = the current gates stacked as [B, D, 1, U].
-   */
-  async runStacked(h: Tensor, gates: Tensor[], approximation: Approximation): Promise<Tensor> {
-    const terms = approximation.terms;
-    const signature = `stacked:${gates.length}:${terms.map((t) => (t.coef === 1 ? "1" : "c")).join("")}`;
-    let session = this.sessions.get(signature);
+  /** The stacked form (see stackedPiece). */
+  runStacked(h: Tensor, gates: Tensor[], approximation: Approximation): Promise<Tensor> {
+    return this.runPiece(h, stackedPiece(gates, approximation));
+  }
+
+  private async runPiece(h: Tensor, piece: AccumulatePiece): Promise<Tensor> {
+    let session = this.sessions.get(piece.signature);
     if (!session) {
-      session = this.backend.createSession(
-        stackedGraph(
-          gates.length,
-          terms.map((t) => t.coef !== 1),
-        ),
-        this.options,
-      );
-      this.sessions.set(signature, session);
+      session = this.backend.createSession(onnx.ModelProto.encode(piece.model()).finish(), this.options);
+      this.sessions.set(piece.signature, session);
     }
-    const feeds: Record<string, Tensor> = { h };
-    gates.forEach((g, i) => {
-      feeds[`g${i}`] = g;
-    });
-    terms.forEach((t, j) => {
-      feeds[`s${j}`] = t.tensor;
-      if (t.coef !== 1) feeds[`c${j}`] = new OrtTensor("float32", Float32Array.of(t.coef), []);
-    });
-    return (await (await session).run(feeds)).out;
+    return (await (await session).run({ h, ...piece.feeds() })).out;
   }
 
   async release(): Promise<void> {
@@ -98,11 +67,72 @@ export class Accumulator {
 }
 
 /**
- * Builds the graph for one signature. Coefficients are folded into the gates first (w = c·g is tiny, [B,1,D]), so
+ * One accumulate as a graph from input "h" to output "out": its signature (the graph's shape; equal signatures share
+ * a session), the graph, and its other inputs by name (`rename` renames them, e.g. for a copy spliced into a
+ * larger graph: see DiT.tail).
+ */
+export interface AccumulatePiece {
+  signature: string;
+  model(): ModelProto;
+  feeds(rename?: (name: string) => string): Record<string, Tensor>;
+}
+
+/** Σ over units of (gate ⊙) Σ_i c_i·T_i, added to h. */
+export function accumulatePiece(units: AccumulateTerm[]): AccumulatePiece {
+  return {
+    // Per unit: gated or not, and which terms are scaled.
+    signature: units
+      .map((u) => `${u.gate ? "g" : ""}${u.approximation.terms.map((t) => (t.coef === 1 ? "1" : "c")).join("")}`)
+      .join("|"),
+    model: () => accumulateModel(units),
+    feeds: (name = (n) => n) => {
+      const feeds: Record<string, Tensor> = {};
+      units.forEach((u, i) => {
+        if (u.gate) feeds[name(`g${i}`)] = u.gate;
+        u.approximation.terms.forEach((t, j) => {
+          feeds[name(`t${i}_${j}`)] = t.tensor;
+          if (t.coef !== 1) feeds[name(`c${i}_${j}`)] = scalar(t.coef);
+        });
+      });
+      return feeds;
+    },
+  };
+}
+
+/** A whole run of gated branches cached as one [B, D, U, T'] tensor per term: h + Σ_j c_j · MatMul(G, S_j). */
+export function stackedPiece(gates: Tensor[], approximation: Approximation): AccumulatePiece {
+  const terms = approximation.terms;
+  return {
+    signature: `stacked:${gates.length}:${terms.map((t) => (t.coef === 1 ? "1" : "c")).join("")}`,
+    model: () =>
+      stackedModel(
+        gates.length,
+        terms.map((t) => t.coef !== 1),
+      ),
+    feeds: (name = (n) => n) => {
+      const feeds: Record<string, Tensor> = {};
+      gates.forEach((g, i) => {
+        feeds[name(`g${i}`)] = g;
+      });
+      terms.forEach((t, j) => {
+        feeds[name(`s${j}`)] = t.tensor;
+        if (t.coef !== 1) feeds[name(`c${j}`)] = scalar(t.coef);
+      });
+      return feeds;
+    },
+  };
+}
+
+function scalar(value: number): Tensor {
+  return new OrtTensor("float32", Float32Array.of(value), []);
+}
+
+/**
+ * Builds the graph for one signature (input h, output out). Coefficients are folded into the gates first (w = c·g is tiny, [B,1,D]), so
  * every cached tensor is read by exactly one Mul and one shared variadic Sum: two passes over the cache instead of
  * one per operation. A term with coefficient 1 and no gate enters the Sum directly, so plain reuse stays exact.
  */
-function accumulateGraph(units: AccumulateTerm[]): Uint8Array {
+function accumulateModel(units: AccumulateTerm[]): ModelProto {
   const nodes: ReturnType<typeof onnx.NodeProto.create>[] = [];
   const inputs = [floatInput("h")];
   let counter = 0;
@@ -128,10 +158,10 @@ function accumulateGraph(units: AccumulateTerm[]): Uint8Array {
   nodes.push(
     onnx.NodeProto.create({ opType: addends.length > 1 ? "Sum" : "Identity", input: addends, output: ["out"] }),
   );
-  return encodeGraph("accumulate", nodes, inputs);
+  return graphModel("accumulate", nodes, inputs);
 }
 
-function stackedGraph(units: number, scaled: boolean[]): Uint8Array {
+function stackedModel(units: number, scaled: boolean[]): ModelProto {
   const nodes: ReturnType<typeof onnx.NodeProto.create>[] = [];
   const inputs = [floatInput("h")];
   const node = (opType: string, input: string[], output: string, attribute: object[] = []) => {
@@ -160,16 +190,16 @@ function stackedGraph(units: number, scaled: boolean[]): Uint8Array {
   const tokens = node("Transpose", [flat], "tokens", [{ name: "perm", type: 7, ints: [0, 2, 1] }]); // [B, T', D]
   const delta = node("Reshape", [tokens, node("Shape", ["h"], "hshape")], "delta");
   node("Add", ["h", delta], "out");
-  return encodeGraph("stacked_accumulate", nodes, inputs, [ints("bd11", [0, -1, 1, 1]), ints("bd_", [0, 0, -1])]);
+  return graphModel("stacked_accumulate", nodes, inputs, [ints("bd11", [0, -1, 1, 1]), ints("bd_", [0, 0, -1])]);
 }
 
-function encodeGraph(
+function graphModel(
   name: string,
   nodes: ReturnType<typeof onnx.NodeProto.create>[],
   inputs: ReturnType<typeof floatInput>[],
   initializer: ReturnType<typeof onnx.TensorProto.create>[] = [],
-): Uint8Array {
-  const model = onnx.ModelProto.create({
+): ModelProto {
+  return onnx.ModelProto.create({
     irVersion: 8,
     opsetImport: [{ domain: "", version: 17 }],
     producerName: "ditto-accumulate",
@@ -181,7 +211,6 @@ function encodeGraph(
       output: [{ name: "out", type: { tensorType: { elemType: 1 } } }],
     },
   });
-  return onnx.ModelProto.encode(model).finish();
 }
 
 function floatInput(name: string, dims?: number[]) {

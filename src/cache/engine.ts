@@ -22,7 +22,7 @@ import {
   type StepResult,
   usesGuidance,
 } from "../sampling/denoise.ts";
-import { Accumulator, materialize } from "./accumulate.ts";
+import { Accumulator, accumulatePiece, materialize, stackedPiece } from "./accumulate.ts";
 import type {
   Approximation,
   CachePolicy,
@@ -63,6 +63,9 @@ export interface RunReport {
   sessionCalls: Record<string, number>;
   policyTrace?: Record<string, unknown>;
 }
+
+/** Weights the sessions of runs of computed units may hold per engine, in copies of the block stack's weights. */
+const GROUP_WEIGHT_BUDGET = 2;
 
 const DECISION_LETTER: Record<Decision, string> = { compute: "C", reuse: "R", forecast: "F" };
 
@@ -138,6 +141,8 @@ export class CacheEngine implements NetworkEvaluator {
   private readonly accumulator: Accumulator;
   /** Sessions the engine made besides the units' own (the full-step session), counted in reports. */
   private readonly extraSegments = new Set<Segment>();
+  /** How often each run of computed units was asked for, those given a session, and the parameters they hold. */
+  private readonly groups = { requests: new Map<string, number>(), shapes: new Set<string>(), params: 0 };
   private states = new Map<Pass, PolicyState>();
   private run?: ActiveRun;
   private table?: ConditioningTable;
@@ -228,8 +233,16 @@ export class CacheEngine implements NetworkEvaluator {
     if (!run) throw new Error("evaluate() called outside generate()");
     const state = this.stateFor(pass);
     const store: TensorStore = new Map(Object.entries(feedsFor(this.model.manifest, call)));
-    await this.runEmbed(store, call);
-    const view = this.view(ctx, store);
+    // With the conditioning tabled, the patch embed runs when first needed: a step that computes no unit runs it
+    // inside its one session instead.
+    let patched = !this.placeConditioning(store, call);
+    if (patched) await this.embed.run(store);
+    const ready = async () => {
+      if (patched) return;
+      patched = true;
+      await (this.split as NonNullable<typeof this.split>).patch.run(store);
+    };
+    const view = this.view(ctx, store, ready);
     await state.beginStep?.(view);
     const sideCache = run.sideCache.get(pass) ?? new Map<string, Tensor>();
     run.sideCache.set(pass, sideCache);
@@ -242,24 +255,7 @@ export class CacheEngine implements NetworkEvaluator {
       flops: this.info.embedFlops + this.info.headFlops,
       pending: [],
     };
-    const plan = state.plan?.(view);
-    if (plan) await this.runPlanned(step, plan);
-    else {
-      for (let u = 0; u < this.units.length; u++) {
-        const decision = state.decide(u, view);
-        if (decision !== "compute") {
-          const approximation = state.approximate(u, decision, view);
-          if (approximation) {
-            step.pending.push({ unit: u, approximation, decision });
-            continue;
-          }
-        }
-        await this.flush(step);
-        await this.compute(step, u, "C");
-      }
-      await this.flush(step);
-    }
-    await this.head.run(store);
+    await this.runUnits(step, ready, !patched);
     await run.observer?.({ step: ctx.step, pass, time: ctx.time, store, view });
     run.report.trace.push({
       step: ctx.step,
@@ -270,6 +266,51 @@ export class CacheEngine implements NetworkEvaluator {
     });
     this.updateTotals(run.report);
     return this.need(store, this.model.manifest.output.name).data as Float32Array;
+  }
+
+  /** Runs the units and the head; `ready` runs the patch embed, which has not run yet when `patchPending`. */
+  private async runUnits(step: StepWork, ready: () => Promise<void>, patchPending: boolean): Promise<void> {
+    const { state, view } = step;
+    const plan = state.plan?.(view);
+    if (!plan) {
+      await ready();
+      await this.runSequential(step);
+      return this.finishStep(step);
+    }
+    const approximations = plan.map((d, u) => (d === "compute" ? undefined : state.approximate(u, d, view)));
+    if (patchPending && approximations.every((a) => a !== undefined)) {
+      // A step that computes nothing runs as one session: patch embed → accumulate → head.
+      step.pending = approximations.map((a, u) => ({ unit: u, approximation: a as Approximation, decision: plan[u] }));
+      if (await this.runTail(step, true)) return;
+      step.pending = [];
+    }
+    await ready();
+    await this.runPlanned(step, plan, approximations);
+    await this.finishStep(step);
+  }
+
+  /** A step decided unit by unit, in forward order, each decision seeing what the earlier units computed. */
+  private async runSequential(step: StepWork): Promise<void> {
+    const { state, view } = step;
+    for (let u = 0; u < this.units.length; u++) {
+      const decision = state.decide(u, view);
+      if (decision !== "compute") {
+        const approximation = state.approximate(u, decision, view);
+        if (approximation) {
+          step.pending.push({ unit: u, approximation, decision });
+          continue;
+        }
+      }
+      await this.flush(step);
+      await this.compute(step, u, "C");
+    }
+  }
+
+  /** Adds the trailing run of skipped units and runs the head: in one session when it can (see runTail). */
+  private async finishStep(step: StepWork): Promise<void> {
+    if (await this.runTail(step, false)) return;
+    await this.flush(step);
+    await this.head.run(step.store);
   }
 
   /**
@@ -295,11 +336,12 @@ export class CacheEngine implements NetworkEvaluator {
     );
   }
 
-  private async runEmbed(store: TensorStore, call: ModelCall): Promise<void> {
+  /** Puts this call's conditioning rows from the table into the store; false when the whole embed must run. */
+  private placeConditioning(store: TensorStore, call: ModelCall): boolean {
     const rows = this.table?.lookup(call.time, call.condition);
-    if (!rows || !this.split) return this.embed.run(store);
+    if (!rows || !this.split) return false;
     for (const [name, t] of rows) store.set(name, t);
-    await this.split.patch.run(store);
+    return true;
   }
 
   /** Runs one unit's session and hands its value to the policy. */
@@ -342,9 +384,11 @@ export class CacheEngine implements NetworkEvaluator {
    * consecutive computed units is one session that hands out only what the policy keeps, so a step that computes
    * everything and keeps nothing costs what the uncached step costs (issue 14: no per-unit tax).
    */
-  private async runPlanned(step: StepWork, plan: Decision[]): Promise<void> {
-    const { state, view } = step;
-    const approximations = plan.map((d, u) => (d === "compute" ? undefined : state.approximate(u, d, view)));
+  private async runPlanned(
+    step: StepWork,
+    plan: Decision[],
+    approximations: (Approximation | undefined)[],
+  ): Promise<void> {
     const kept = plan.map((_, u) => !approximations[u] && this.keeps(step, u));
     // Units with taps (profilers) and kept stacked units have sessions of their own shape: they run alone.
     const alone = (u: number) => this.units[u].taps !== undefined || (kept[u] && this.units[u].cache === "stacked");
@@ -358,17 +402,107 @@ export class CacheEngine implements NetworkEvaluator {
       let end = u + 1;
       while (end < this.units.length && !approximations[end] && !alone(u) && !alone(end)) end++;
       await this.flush(step);
-      await (await this.runSegment(u, end, kept)).run(step.store);
+      const group = await this.groupSegment(u, end, kept);
+      if (group) await group.run(step.store);
+      else for (let v = u; v < end; v++) await this.unitSegments[v].run(step.store);
       for (let v = u; v < end; v++) this.afterCompute(step, v, "C", kept[v]);
       u = end;
     }
-    await this.flush(step);
+  }
+
+  /**
+   * The pending run of skipped units, when it ends the stack, accumulated and followed by the head in one session
+   * (DiT.tail) — with the patch embed too (`withPatch`) when the step computes nothing. This saves session runs and
+   * the stream's round trips through JavaScript. False, having changed nothing that counts, when there is no such
+   * run, or the output is not finite (the unit-by-unit path then finds the value at fault).
+   */
+  private async runTail(step: StepWork, withPatch: boolean): Promise<boolean> {
+    const pending = step.pending;
+    const last = pending.at(-1);
+    if (!last || last.unit !== this.units.length - 1) return false;
+    const stacked = pending.findIndex((p) => this.units[p.unit].cache === "stacked");
+    if (stacked >= 0 && pending.length > 1) return false;
+    const piece =
+      stacked === 0
+        ? stackedPiece(this.gatesOf(step, last.unit), last.approximation)
+        : accumulatePiece(pending.map((p) => ({ approximation: p.approximation, gate: this.gateOf(step, p.unit) })));
+    const rename = (name: string) => `ditto_tail_${name}`;
+    const segment = await this.model.tail(
+      this.units[pending[0].unit].start,
+      withPatch,
+      piece.signature,
+      piece.model,
+      rename,
+    );
+    this.track(segment);
+    for (const [name, t] of Object.entries(piece.feeds(rename))) step.store.set(name, t);
+    for (const p of pending) for (const t of this.sideOutputs[p.unit]) step.store.set(t, this.need(step.sideCache, t));
+    await segment.run(step.store);
+    const output = this.model.manifest.output.name;
+    if (!isAllFinite(this.need(step.store, output))) {
+      step.store.delete(output);
+      return false;
+    }
+    step.pending = [];
+    for (const p of pending) this.markSkipped(step, p.unit, DECISION_LETTER[p.decision]);
+    return true;
+  }
+
+  /** The current gate a `value` unit's cached value is scaled by, if it has one. */
+  private gateOf(step: StepWork, u: number): Tensor | undefined {
+    const unit = this.units[u];
+    const gate = unit.cache === "value" ? this.model.structure.atoms[unit.start].gate : undefined;
+    return gate ? this.need(step.store, gate) : undefined;
+  }
+
+  /** Every atom's current gate of a stacked unit. */
+  private gatesOf(step: StepWork, u: number): Tensor[] {
+    const unit = this.units[u];
+    return this.model.structure.atoms.slice(unit.start, unit.end).map((a) => this.need(step.store, a.gate as string));
+  }
+
+  /** Parameters of atoms [start, end). */
+  private paramsOf(start: number, end: number): number {
+    let total = 0;
+    for (let i = start; i < end; i++) total += this.model.atomParams(i);
+    return total;
+  }
+
+  /** Counts a session the engine made besides the units' own in the run report. */
+  private track(segment: Segment): void {
+    const run = this.run as ActiveRun;
+    if (!run.callsAtStart.has(segment)) run.callsAtStart.set(segment, segment.calls);
+    this.extraSegments.add(segment);
   }
 
   /** The session computing units [a, b) and handing out the kept units' cached tensors and side outputs. */
-  private async runSegment(a: number, b: number, kept: boolean[]): Promise<Segment> {
-    const first = this.units[a];
+  private async groupSegment(a: number, b: number, kept: boolean[]): Promise<Segment | undefined> {
+    const units = this.units;
+    const first = units[a];
     if (b - a === 1 && (kept[a] || first.cache !== "stacked")) return this.unitSegments[a];
+    // Each distinct run is an ONNX session of its own, holding its weights: a table that scatters computed units
+    // (BAC) would make dozens. A run gets one when its shape recurs (a whole-stack run at once), while the weights
+    // these sessions hold stay under a budget; otherwise it runs unit by unit.
+    if (b - a > 1) {
+      const groups = this.groups;
+      const shape = units
+        .slice(a, b)
+        .map((u, i) => `${u.start}-${u.end}${kept[a + i] ? u.cache : ""}`)
+        .join();
+      if (!groups.shapes.has(shape)) {
+        const seen = (groups.requests.get(shape) ?? 0) + 1;
+        groups.requests.set(shape, seen);
+        const params = this.paramsOf(first.start, units[b - 1].end);
+        const wholeStack = a === 0 && b === units.length; // a full step: always worth its session
+        if (
+          (seen < 2 && !wholeStack) ||
+          groups.params + params > GROUP_WEIGHT_BUDGET * this.paramsOf(0, this.model.atomCount)
+        )
+          return undefined;
+        groups.shapes.add(shape);
+        groups.params += params;
+      }
+    }
     const { atoms } = this.model.structure;
     const extras = new Set<string>();
     for (let u = a; u < b; u++) {
@@ -382,9 +516,7 @@ export class CacheEngine implements NetworkEvaluator {
     }
     extras.delete(atoms[first.start].streamIn);
     const segment = await this.model.range(first.start, this.units[b - 1].end, [...extras]);
-    const run = this.run as ActiveRun;
-    if (!run.callsAtStart.has(segment)) run.callsAtStart.set(segment, segment.calls);
-    this.extraSegments.add(segment);
+    this.track(segment);
     return segment;
   }
 
@@ -407,11 +539,7 @@ export class CacheEngine implements NetworkEvaluator {
       step.pending = pending.slice(stacked + 1);
       return this.flush(step);
     }
-    const gateOf = (u: number) => {
-      const unit = this.units[u];
-      const gate = unit.cache === "value" ? atoms[unit.start].gate : undefined;
-      return gate ? this.need(step.store, gate) : undefined;
-    };
+    const gateOf = (u: number) => this.gateOf(step, u);
     const first = this.units[pending[0].unit];
     const last = this.units[pending[pending.length - 1].unit];
     const h = this.need(step.store, atoms[first.start].streamIn);
@@ -442,10 +570,9 @@ export class CacheEngine implements NetworkEvaluator {
     const run = this.run as ActiveRun;
     const unit = this.units[p.unit];
     const { atoms } = this.model.structure;
-    const gates = atoms.slice(unit.start, unit.end).map((a) => this.need(step.store, a.gate as string));
     const out = await this.accumulator.runStacked(
       this.need(step.store, atoms[unit.start].streamIn),
-      gates,
+      this.gatesOf(step, p.unit),
       p.approximation,
     );
     if (isAllFinite(out)) {
@@ -475,7 +602,7 @@ export class CacheEngine implements NetworkEvaluator {
     return state;
   }
 
-  private view(ctx: StepContext, store: TensorStore): StepView {
+  private view(ctx: StepContext, store: TensorStore, ready: () => Promise<void>): StepView {
     const taps = new Map<TapName, Promise<Tensor>>();
     return {
       step: ctx.step,
@@ -485,7 +612,7 @@ export class CacheEngine implements NetworkEvaluator {
       tap: (name) => {
         let t = taps.get(name);
         if (!t) {
-          t = this.computeTap(name, store);
+          t = this.computeTap(name, store, ready);
           taps.set(name, t);
         }
         return t;
@@ -493,8 +620,9 @@ export class CacheEngine implements NetworkEvaluator {
     };
   }
 
-  private async computeTap(name: TapName, store: TensorStore): Promise<Tensor> {
+  private async computeTap(name: TapName, store: TensorStore, ready: () => Promise<void>): Promise<Tensor> {
     if (name === "input") return this.need(store, this.model.manifest.inputs.sample.name);
+    await ready();
     const { graph, structure } = this.model;
     const target = structure.atoms[0].modulatedInput;
     if (name !== "block0-modulated" || !target) {

@@ -35,6 +35,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   worker: { summary: "run generation jobs from Redis; start one or many", load: () => import("./worker.ts") },
   web: { summary: "serve the browser page: cached vs uncached, side by side", load: () => import("./web.ts") },
   tune: { summary: "find the fastest cache setting that keeps a quality bar", load: () => import("./tune.ts") },
+  video: {
+    summary: "CDT video tokenizer: encode, decode, reconstruct chunk by chunk",
+    load: () => import("./video.ts"),
+  },
 };
 
 const HELP = `ditto — feature caching for diffusion transformers on ONNX Runtime

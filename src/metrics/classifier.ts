@@ -69,6 +69,10 @@ export class Classifier {
     return typeof this.manifest.testStats === "string";
   }
 
+  get hasTestSubset(): boolean {
+    return this.manifest.testSubset !== undefined;
+  }
+
   static async load(
     dir = DEFAULT_CLASSIFIER_DIR,
     backend: Backend = platform().backend,

@@ -45,3 +45,41 @@ export function appendStackedValues(model: ModelProto, values: string[], rank: n
   );
   graph.output.push(onnx.ValueInfoProto.create({ name: STACK_OUTPUT, type: { tensorType: { elemType: 1 } } }));
 }
+
+/**
+ * Splices a small graph into a cut model: `piece` reads `from` as its input "h" and produces `to` as its output
+ * "out"; its other names are renamed by `rename` (its inputs become inputs of the model, its internal tensors must
+ * not collide). `to` stops being a model input and `from` a model output; `from` becomes an input when nothing in
+ * the model produces it. Used to end a step in one session: (patch embed →) accumulate → head.
+ */
+export function spliceBetween(
+  model: ModelProto,
+  piece: ModelProto,
+  from: string,
+  to: string,
+  rename: (name: string) => string,
+): void {
+  const graph = graphOf(model);
+  const part = graphOf(piece);
+  const name = (n: string) => (n === "h" ? from : n === "out" ? to : rename(n));
+  for (const node of part.node ?? []) {
+    graph.node.push(
+      onnx.NodeProto.create({
+        ...node,
+        input: (node.input ?? []).map(name),
+        output: (node.output ?? []).map(name),
+        name: "",
+      }),
+    );
+  }
+  for (const init of part.initializer ?? [])
+    graph.initializer.push(onnx.TensorProto.create({ ...init, name: name(init.name ?? "") }));
+  const produced = new Set(graph.node.flatMap((n) => n.output ?? []));
+  const present = new Set(graph.input.map((i) => i.name));
+  graph.input = graph.input.filter((i) => i.name !== to);
+  for (const input of part.input ?? []) {
+    const n = name(input.name ?? "");
+    if (!produced.has(n) && !present.has(n)) graph.input.push(onnx.ValueInfoProto.create({ ...input, name: n }));
+  }
+  graph.output = graph.output.filter((o) => o.name !== from);
+}

@@ -24,7 +24,7 @@ export interface BacArtifact extends ScheduleArtifact {
   promoted: number[];
   /** Per unit, the step × step similarity (rounded), for plots. */
   similarity: number[][][];
-  tables: { acs: (0 | 1)[][]; unified: (0 | 1)[][]; uniform: (0 | 1)[][] };
+  tables: { acs: (0 | 1)[][]; unified: (0 | 1)[][]; uniform: (0 | 1)[][]; staggered: (0 | 1)[][] };
 }
 
 export interface BacOptions extends CalibrationOptions {
@@ -191,6 +191,16 @@ export function uniformSteps(K: number, M: number): number[] {
   return [...new Set(Array.from({ length: M }, (_, k) => Math.round((k * K) / M)))];
 }
 
+/**
+ * The uniform grid shifted by a per-unit phase (unit u of U by u/U of an interval): as many updates as "uniform",
+ * but desynchronised like per-unit ACS. A Ditto diagnostic, not in the paper: it separates the cost of
+ * desynchronised refreshes from the choice of steps.
+ */
+export function staggeredSteps(K: number, M: number, u: number, U: number): number[] {
+  const shift = Math.floor(((K / M) * u) / U); // less than one interval
+  return [...new Set(uniformSteps(K, M).map((s) => (s === 0 ? 0 : Math.min(K - 1, s + shift))))];
+}
+
 export async function profileBac(pipeline: Pipeline, options: BacOptions = {}): Promise<BacArtifact> {
   const set = calibrationSet(pipeline, options, 4);
   const K = set.steps;
@@ -242,6 +252,10 @@ export async function profileBac(pipeline: Pipeline, options: BacOptions = {}): 
       ),
       uniform: toTable(
         info.atoms.map(() => uniform),
+        K,
+      ),
+      staggered: toTable(
+        info.atoms.map((_, u) => withLast(staggeredSteps(K, M, u, info.atoms.length), K, forceLast)),
         K,
       ),
     },

@@ -14,7 +14,7 @@ import { fuseTanhGelu } from "../onnx/fuse-gelu.ts";
 import { GraphIndex } from "../onnx/graph.ts";
 import { type LoadedOnnx, loadOnnx } from "../onnx/load.ts";
 import { elementTypeOf, graphOf, type ModelProto, onnx } from "../onnx/proto.ts";
-import { appendStackedValues, STACK_OUTPUT } from "../onnx/rewrite.ts";
+import { appendStackedValues, STACK_OUTPUT, spliceBetween } from "../onnx/rewrite.ts";
 import { platform } from "../platform.ts";
 import type { Backend, Session, SessionOptions } from "./backend.ts";
 import { emptyTimings, type GraphStore, packEntry, type StartupTimings, unpackEntry } from "./graph-store.ts";
@@ -170,6 +170,58 @@ export class DiT {
     });
   }
 
+  /**
+   * The end of a step as one session: `between` (a graph from input "h", the stream entering atom `fromAtom`, to
+   * output "out", the stream leaving the stack; its other names pass through `rename`), then the head — and with
+   * `withPatch` (fromAtom 0) the patch embed before it, for a step that computes no unit. `id` names `between`'s
+   * shape; each session is made once. The patch embed and head read conditioning rows from the store, as alone.
+   */
+  tail(
+    fromAtom: number,
+    withPatch: boolean,
+    id: string,
+    between: () => ModelProto,
+    rename: (name: string) => string,
+  ): Promise<Segment> {
+    return this.queue(`tail:${fromAtom}:${withPatch}:${id}`, async () => {
+      const { atoms } = this.structure;
+      const from = atoms[fromAtom].streamIn;
+      const to = (atoms.at(-1) as (typeof atoms)[number]).streamOut;
+      const head = planHead(this.graph, this.structure);
+      const patch = withPatch ? planPatch(this.graph, this.structure) : undefined;
+      const start = performance.now();
+      const { model, nodeIndices } = extractSubModel(
+        this.onnx.proto,
+        {
+          inputs: [...new Set([...(patch?.inputs ?? []), ...head.inputs])],
+          outputs: [...(patch ? [from] : []), ...head.outputs],
+          types: this.types,
+          name: withPatch ? "skip-step" : `tail${fromAtom}`,
+        },
+        this.graph,
+      );
+      spliceBetween(model, between(), from, to, rename);
+      const bytes = onnx.ModelProto.encode(model).finish();
+      const created = performance.now();
+      this.startup.cutMs += created - start;
+      const session = await this.backend.createSession(bytes, this.sessionOptions);
+      this.startup.sessionMs += performance.now() - created;
+      this.startup.sessions++;
+      const plan = {
+        name: withPatch ? "skip-step" : `accumulate+head`,
+        inputs: graphOf(model).input.map((i) => i.name ?? ""),
+        outputs: head.outputs,
+        nodes: nodeIndices,
+      };
+      return new Segment(
+        plan,
+        session,
+        countFlops(this.graph, nodeIndices, this.dims, PROBE_BATCH),
+        countParams(this.graph, nodeIndices),
+      );
+    });
+  }
+
   /** A session computing arbitrary tensors from arbitrary inputs (e.g. TeaCache's signal from h_0). */
   tap(inputs: string[], outputs: string[]): Promise<Segment> {
     const key = `tap:${inputs.join(",")}->${outputs.join(",")}`;
@@ -217,11 +269,16 @@ export class DiT {
     plan: () => SegmentPlan,
     how: { runsAlone?: boolean; variant?: (plan: SegmentPlan) => SegmentVariant } = {},
   ): Promise<Segment> {
+    return this.queue(key, () => this.createSegment(plan(), how.runsAlone ?? false, how.variant));
+  }
+
+  /** The segment made once per key. */
+  private queue(key: string, create: () => Promise<Segment>): Promise<Segment> {
     let s = this.segments.get(key);
     if (!s) {
       // One at a time: onnxruntime-node builds sessions synchronously on the main thread anyway, and in a queue
       // each creation's timing is its own.
-      s = this.creating.then(() => this.createSegment(plan(), how.runsAlone ?? false, how.variant));
+      s = this.creating.then(create);
       this.creating = s.catch(() => undefined);
       this.segments.set(key, s);
     }

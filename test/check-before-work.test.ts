@@ -136,7 +136,7 @@ describe("bad input is refused before any work", () => {
       "OPTION_INVALID",
       dir,
     );
-    assert.match(bogus.message, /no setting 'bogus'; its settings are lambda, computed or granularity/);
+    assert.match(bogus.message, /no setting 'bogus'; its settings are lambda, computed, granularity, phi or phiMax/);
     await refuses(profile, ["--method", "ertacache", "--set", "computed=abc", "--out", out], "OPTION_INVALID", dir);
     await refuses(profile, ["--method", "teacache", "--set", "lambda=1", "--out", out], "OPTION_INVALID", dir);
   });

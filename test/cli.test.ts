@@ -53,7 +53,8 @@ describe("ditto CLI", () => {
     assert.equal(summary.steps, 50);
     assert.ok(summary.speedup > 0 && summary.uncachedWallMs > 0);
     assert.ok(summary.psnr > 25 && summary.psnr < Number.POSITIVE_INFINITY, `PSNR ${summary.psnr}`);
-    assert.ok(summary.ssim > 0.9 && summary.ssim < 1);
+    // A finite PSNR says the images differ; at ~50 dB SSIM rounds to 1.
+    assert.ok(summary.ssim > 0.9 && summary.ssim <= 1);
   });
 
   it("inspect --json lists blocks with attn and mlp units, their params and FLOPs", async () => {

@@ -36,6 +36,21 @@ export interface CalibrationSet {
   observations?: Float32Array;
 }
 
+/** The generate request that runs a calibration set for `steps` steps, all items in one batch. */
+export function calibrationRequest(set: CalibrationSet, steps: number) {
+  return {
+    seeds: set.seeds,
+    classes: set.classes,
+    steps,
+    cfg: set.cfg,
+    cfgMode: set.cfgMode,
+    shift: set.shift,
+    sampler: set.sampler,
+    observations: set.observations,
+    batch: set.seeds.length,
+  };
+}
+
 export function calibrationSet(pipeline: Pipeline, options: CalibrationOptions, defaultItems: number): CalibrationSet {
   const m = pipeline.manifest;
   const obs = observationSpec(m);

@@ -20,7 +20,13 @@ import { guideBatched, usesGuidance } from "../sampling/denoise.ts";
 import { batchNoise } from "../sampling/noise.ts";
 import { createSampler, type Sampler } from "../sampling/samplers.ts";
 import { makeHeader, readArtifact } from "./artifact.ts";
-import { type CalibrationOptions, type CalibrationSet, calibrationContext, calibrationSet } from "./calibration.ts";
+import {
+  type CalibrationOptions,
+  type CalibrationSet,
+  calibrationContext,
+  calibrationRequest,
+  calibrationSet,
+} from "./calibration.ts";
 import { fitRouterCem } from "./router-cem.ts";
 
 export interface RouterArtifact extends ScheduleArtifact {
@@ -304,18 +310,7 @@ export async function marginalLambda(
   const S = table.length;
   const ones = table.map((row) => row.map(() => 1 as const));
   const run = async (rows: (0 | 1)[][]) =>
-    (
-      await pipeline.generate({
-        seeds: set.seeds,
-        classes: set.classes,
-        steps: S,
-        cfg: set.cfg,
-        cfgMode: set.cfgMode,
-        shift: set.shift,
-        cache: tablePolicy(rows),
-        batch: set.seeds.length,
-      })
-    ).samples;
+    (await pipeline.generate({ ...calibrationRequest(set, S), cache: tablePolicy(rows) })).samples;
   let previous = await run(ones);
   const lambda = new Array(S).fill(0);
   for (let start = 1; start < S; start += chunk) {

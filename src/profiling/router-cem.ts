@@ -12,7 +12,7 @@ import { tablePolicy } from "../cache/policies/schedule.ts";
 import { InputError } from "../errors.ts";
 import type { Pipeline } from "../pipeline.ts";
 import { gaussianNoise } from "../sampling/noise.ts";
-import type { CalibrationSet } from "./calibration.ts";
+import { type CalibrationSet, calibrationRequest } from "./calibration.ts";
 
 export interface CemOptions {
   /** Target computed fraction over all S·U cells (step 0 included). */
@@ -73,17 +73,7 @@ export async function fitRouterCem(
   const elite = options.elite ?? Math.max(2, Math.round(population / 3));
   const alpha = options.smoothing ?? 0.7;
   const cached = cachedCells(options.rho, S, units);
-  const request = {
-    seeds: set.seeds,
-    classes: set.classes,
-    steps: S,
-    cfg: set.cfg,
-    cfgMode: set.cfgMode,
-    shift: set.shift,
-    sampler: set.sampler,
-    observations: set.observations,
-    batch: set.seeds.length,
-  };
+  const request = calibrationRequest(set, S);
   const reference = (await pipeline.generate(request)).samples;
   const score = async (table: (0 | 1)[][]) => {
     const out = (await pipeline.generate({ ...request, cache: tablePolicy(table) })).samples;

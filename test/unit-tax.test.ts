@@ -1,13 +1,15 @@
 /**
  * No per-unit tax (issue 14, part 4), checked by what runs rather than by timing (timing is `npm run
  * bench:unit-tax`): a policy that computes every unit runs the sessions the uncached run runs and hands nothing
- * out; a step whose plan computes a run of consecutive units runs them as one session.
+ * out; a step that mixes computed and reused units runs as one switched session (onnx/switch.ts).
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { Tensor } from "onnxruntime-common";
 import { tablePolicy } from "../src/cache/policies/schedule.ts";
+import { blockUnits, type CachePolicy, type Decision, type StepView } from "../src/cache/policy.ts";
 import { loadPipeline, type Pipeline } from "../src/pipeline.ts";
-import { assertBitIdentical, SHIPPED_MODEL } from "./helpers.ts";
+import { assertBitIdentical, llamaModel, maxAbsDiff, SHIPPED_MODEL } from "./helpers.ts";
 
 const STEPS = 4;
 const OPTS = { classes: [3], seeds: [0], steps: STEPS, cfg: 1 };
@@ -41,7 +43,7 @@ describe("all-compute policies cost what the uncached run costs", () => {
     }
   });
 
-  it("runs consecutive computed units as one session and hands out only the values a later step reads", async () => {
+  it("runs a step mixing computed and reused units as one switched session, as the unit-by-unit path does", async () => {
     const atoms = pipeline.model.structure.atoms.length;
     const half = atoms / 2;
     // Step 0 computes all; step 1 computes the first half and reuses the rest; steps 2–3 reuse everything.
@@ -51,39 +53,101 @@ describe("all-compute policies cost what the uncached run costs", () => {
       new Array(atoms).fill(0),
       new Array(atoms).fill(0),
     ] as (0 | 1)[][];
-    // A run of computed units gets its session once its shape recurs (engine.ts, groupSegment): the same policy
-    // object keeps its engine, so a second generation runs every shape grouped.
-    const halves = tablePolicy(table, "halves");
-    await pipeline.generate({ ...OPTS, cache: halves });
-    const r = await pipeline.generate({ ...OPTS, cache: halves });
+    const r = await pipeline.generate({ ...OPTS, cache: tablePolicy(table, "halves") });
     const report = r.reports[0];
     assert.deepEqual(
       report.trace.map((t) => t.decisions),
       ["C".repeat(atoms), "C".repeat(half) + "R".repeat(half), "R".repeat(atoms), "R".repeat(atoms)],
     );
-    const sessions = calls(report);
-    const unitSessions = Object.keys(sessions).filter((n) => n.startsWith("block"));
-    // Step 0: one session over the whole stack; step 1: one over the first half. No per-branch sessions.
-    assert.deepEqual(unitSessions.sort(), ["blocks0-11+outputs", "blocks0-5+outputs"]);
-    assert.equal(sessions["blocks0-11+outputs"], 1);
-    assert.equal(sessions["blocks0-5+outputs"], 1);
+    // Steps 0–1: one switched session each (patch embed, stack, head; step 0 computes all but hands out only the
+    // second half, which step 1 reuses); steps 2–3: one skip-step session each. No per-branch session.
+    assert.deepEqual(calls(report), { conditioning: 1, "switched-step+patch": 2, "skip-step": 2 });
     // Every value is read by a later reuse, so every unit is cached: 24 values of [1, 49, 256].
     assert.equal(report.cachePeakBytes, atoms * 49 * 256 * 4);
-    // The same table run unit by unit (no plan) gives the same image.
-    const sequential = tablePolicy(table, "halves-sequential");
-    const unplanned = {
-      ...sequential,
-      createState: (ctx: Parameters<typeof sequential.createState>[0]) => {
-        const state = sequential.createState(ctx);
-        return {
-          decide: state.decide.bind(state),
-          update: state.update.bind(state),
-          approximate: state.approximate.bind(state),
-          bytes: state.bytes.bind(state),
-        };
-      },
-    };
-    const one = await pipeline.generate({ ...OPTS, cache: unplanned });
-    assertBitIdentical(r.samples, one.samples, "grouped vs unit by unit");
+    const one = await pipeline.generate({ ...OPTS, cache: unplanned(tablePolicy(table, "halves-sequential")) });
+    assertBitIdentical(r.samples, one.samples, "switched vs unit by unit");
   });
 });
+
+describe("switched steps: any mix of computed and reused units in one session", () => {
+  for (const [label, path] of [
+    ["shipped model", SHIPPED_MODEL],
+    ["DiT-Llama test graph", ""],
+  ] as const) {
+    for (const granularity of ["branch", "block"] as const) {
+      it(`${label}, ${granularity} units: a scattered table equals the unit-by-unit path`, async () => {
+        const pipeline = await loadPipeline(path || llamaModel());
+        const { atoms, blocks } = pipeline.model.structure;
+        const count = granularity === "branch" ? atoms.length : blocks.length;
+        const steps = 8;
+        // A deterministic scatter: every step after the first mixes computed and reused units differently.
+        const table = Array.from({ length: steps }, (_, s) =>
+          Array.from({ length: count }, (_, u) => (s === 0 || (s * 7 + u * 3) % 5 < 2 ? 1 : 0)),
+        ) as (0 | 1)[][];
+        const withUnits = (policy: CachePolicy): CachePolicy =>
+          granularity === "branch" ? policy : { ...policy, units: blockUnits };
+        const opts = { classes: [1, 7], seeds: [3, 4], steps, cfg: 3 };
+        const switched = await pipeline.generate({ ...opts, cache: withUnits(tablePolicy(table, "scatter")) });
+        const sessions = calls(switched.reports[0]);
+        assert.ok((sessions["switched-step+patch"] ?? 0) >= steps - 2, JSON.stringify(sessions));
+        const sequential = await pipeline.generate({
+          ...opts,
+          cache: withUnits(unplanned(tablePolicy(table, "scatter-sequential"))),
+        });
+        assert.deepEqual(
+          switched.reports[0].trace.map((t) => t.decisions),
+          sequential.reports[0].trace.map((t) => t.decisions),
+        );
+        const diff = maxAbsDiff(switched.samples, sequential.samples);
+        assert.ok(diff <= 1e-5, `max |Δ| = ${diff}`);
+        await pipeline.release();
+      });
+    }
+  }
+
+  it("a reused value holding NaN is recomputed and counted, as in the unit-by-unit path", async () => {
+    const pipeline = await loadPipeline(SHIPPED_MODEL);
+    const atoms = pipeline.model.structure.atoms.length;
+    const table = [new Array(atoms).fill(1), Array.from({ length: atoms }, (_, u) => (u % 2 === 0 ? 1 : 0))] as (
+      | 0
+      | 1
+    )[][];
+    const base = tablePolicy(table, "poisoned");
+    const poisoned: CachePolicy = {
+      ...base,
+      createState: (ctx) => {
+        const state = base.createState(ctx);
+        return Object.assign(Object.create(Object.getPrototypeOf(state)), state, {
+          approximate: (unit: number, decision: Decision, view: StepView) => {
+            const a = state.approximate(unit, decision, view);
+            if (!a || unit !== 5) return a;
+            const data = Float32Array.from(a.terms[0].tensor.data as Float32Array);
+            data[0] = Number.NaN;
+            return { terms: [{ tensor: new Tensor("float32", data, a.terms[0].tensor.dims), coef: 1 }] };
+          },
+        });
+      },
+    };
+    const r = await pipeline.generate({ ...OPTS, steps: 2, cache: poisoned });
+    assert.equal(r.reports[0].nonFiniteFallbacks, 1);
+    assert.equal(r.reports[0].trace[1].decisions[5], "N");
+    assert.ok(r.samples.every(Number.isFinite));
+    await pipeline.release();
+  });
+});
+
+/** The same policy with no plan: the engine asks unit by unit and runs each computed unit's own session. */
+function unplanned(policy: CachePolicy): CachePolicy {
+  return {
+    ...policy,
+    createState: (ctx) => {
+      const state = policy.createState(ctx);
+      return {
+        decide: state.decide.bind(state),
+        update: state.update.bind(state),
+        approximate: state.approximate.bind(state),
+        bytes: state.bytes.bind(state),
+      };
+    },
+  };
+}

@@ -3,7 +3,7 @@
  * and unit, whether to compute, reuse or forecast. It applies the current step's gate to cached pre-gate values,
  * falls back to computing when a cached tensor holds NaN/Inf, and records what ran for the run report.
  */
-import type { Tensor } from "onnxruntime-common";
+import { Tensor as OrtTensor, type Tensor } from "onnxruntime-common";
 import { DittoError } from "../errors.ts";
 import { observationSpec, sampleShape } from "../model/manifest.ts";
 import { planRange } from "../model/plan.ts";
@@ -138,6 +138,12 @@ export class CacheEngine implements NetworkEvaluator {
   private readonly unitSegments: Segment[];
   private readonly unitFlops: number[];
   private readonly sideOutputs: string[][];
+  /**
+   * The session that runs a step mixing computed and skipped units (DiT.switched), when the units allow it
+   * (single-branch values or deltas, no taps, nothing shared across units); false once the model refused it.
+   */
+  private readonly switched = new Map<boolean, Promise<Segment | false>>();
+  private readonly canSwitch: boolean;
   private readonly accumulator: Accumulator;
   /** Sessions the engine made besides the units' own (the full-step session), counted in reports. */
   private readonly extraSegments = new Set<Segment>();
@@ -171,6 +177,12 @@ export class CacheEngine implements NetworkEvaluator {
       const own = new Set([atoms[u.end - 1].streamOut, atoms[u.start].value, ...(u.taps ?? [])]);
       return seg.plan.outputs.filter((t) => !own.has(t));
     });
+    this.canSwitch = units.every(
+      (u, i) =>
+        u.taps === undefined &&
+        this.sideOutputs[i].length === 0 &&
+        (u.cache === "delta" || (u.cache === "value" && u.end - u.start === 1)),
+    );
   }
 
   static async create(model: DiT, policy: CachePolicy): Promise<CacheEngine> {
@@ -284,9 +296,63 @@ export class CacheEngine implements NetworkEvaluator {
       if (await this.runTail(step, true)) return;
       step.pending = [];
     }
+    // Mixed steps, and full steps that keep only some values (a group session would be made per such pattern),
+    // run switched; a full step keeping all or none runs the plain stack session.
+    const kept = approximations.map((a, u) => a === undefined && this.keeps(step, u));
+    const computed = approximations.filter((a) => a === undefined).length;
+    const plain = computed === plan.length && (kept.every((k) => k) || kept.every((k) => !k));
+    if (computed > 0 && !plain && !this.run?.observer) {
+      if (await this.runSwitched(step, { plan, approximations, kept, withPatch: patchPending })) return;
+    }
     await ready();
     await this.runPlanned(step, plan, approximations);
     await this.finishStep(step);
+  }
+
+  /**
+   * A step that mixes computed and skipped units as one session with the head (DiT.switched): a per-unit table
+   * then costs one session run per step whatever its pattern. False, having changed nothing that counts, when the
+   * model cannot be switched or the output is not finite (the unit-by-unit path then finds the value at fault).
+   */
+  private async runSwitched(
+    step: StepWork,
+    how: { plan: Decision[]; approximations: (Approximation | undefined)[]; kept: boolean[]; withPatch: boolean },
+  ): Promise<boolean> {
+    const { plan, approximations, kept } = how;
+    const segment = await this.switchedSegment(how.withPatch);
+    if (!segment) return false;
+    const { store } = step;
+    approximations.forEach((a, u) => {
+      store.set(`ditto_on_${u}`, a ? FALSE : TRUE);
+      store.set(`ditto_keep_${u}`, kept[u] ? TRUE : FALSE);
+      store.set(`ditto_cached_${u}`, a ? single(a) : NOTHING);
+    });
+    await segment.run(store);
+    const output = this.model.manifest.output.name;
+    if (!isAllFinite(this.need(store, output))) {
+      store.delete(output);
+      return false;
+    }
+    approximations.forEach((a, u) => {
+      if (a) this.markSkipped(step, u, DECISION_LETTER[plan[u]]);
+      else this.afterCompute(step, u, "C", kept[u], this.need(store, `ditto_fresh_${u}`));
+    });
+    return true;
+  }
+
+  private switchedSegment(withPatch: boolean): Promise<Segment | false> {
+    if (!this.canSwitch) return Promise.resolve(false);
+    const units = this.units.map((u) => ({ start: u.start, end: u.end, cache: u.cache as "value" | "delta" }));
+    let segment = this.switched.get(withPatch);
+    if (!segment) {
+      segment = this.model.switched(units, withPatch).catch(() => false as const);
+      this.switched.set(withPatch, segment);
+    }
+    // Tracked per generation: the run report counts its calls.
+    return segment.then((s) => {
+      if (s) this.track(s);
+      return s;
+    });
   }
 
   /** A step decided unit by unit, in forward order, each decision seeing what the earlier units computed. */
@@ -354,8 +420,11 @@ export class CacheEngine implements NetworkEvaluator {
     return step.state.keeps?.(u, step.view) ?? true;
   }
 
-  /** Counts a computed unit and, when the policy keeps it, caches its side outputs and hands it its value. */
-  private afterCompute(step: StepWork, u: number, letter: string, kept: boolean): void {
+  /**
+   * Counts a computed unit and, when the policy keeps it, caches its side outputs and hands it its value (`value`:
+   * already handed out by the session, else read from the store).
+   */
+  private afterCompute(step: StepWork, u: number, letter: string, kept: boolean, value?: Tensor): void {
     const run = this.run as ActiveRun;
     const unit = this.units[u];
     const { atoms } = this.model.structure;
@@ -370,6 +439,7 @@ export class CacheEngine implements NetworkEvaluator {
       u,
       {
         value: () => {
+          if (value) return value;
           if (unit.cache === "value") return this.need(step.store, atoms[unit.start].value);
           if (unit.cache === "stacked") return this.need(step.store, STACK_OUTPUT);
           return subtract(this.need(step.store, streamOut), this.need(step.store, streamIn));
@@ -669,6 +739,18 @@ export class CacheEngine implements NetworkEvaluator {
       policyTrace: this.policy.describe?.({ ...ctx, pass: "both" }),
     };
   }
+}
+
+const TRUE = new OrtTensor("bool", new Uint8Array([1]), [1]);
+const FALSE = new OrtTensor("bool", new Uint8Array([0]), [1]);
+
+/** The cached-value input of a computed unit in a switched step (never read). */
+const NOTHING = new OrtTensor("float32", new Float32Array(0), [0]);
+
+/** A reused value as one tensor: the cached one, or a forecast's weighted sum. */
+function single(a: Approximation): Tensor {
+  const [term] = a.terms;
+  return a.terms.length === 1 && term.coef === 1 ? term.tensor : materialize(a);
 }
 
 function checkUnits(units: UnitSpec[], info: ModelInfo, policy: string): void {

@@ -15,6 +15,7 @@ import { GraphIndex } from "../onnx/graph.ts";
 import { type LoadedOnnx, loadOnnx } from "../onnx/load.ts";
 import { elementTypeOf, graphOf, type ModelProto, onnx } from "../onnx/proto.ts";
 import { appendStackedValues, STACK_OUTPUT, spliceBetween } from "../onnx/rewrite.ts";
+import { switchBranches } from "../onnx/switch.ts";
 import { platform } from "../platform.ts";
 import type { Backend, Session, SessionOptions } from "./backend.ts";
 import { emptyTimings, type GraphStore, packEntry, type StartupTimings, unpackEntry } from "./graph-store.ts";
@@ -40,6 +41,10 @@ interface SegmentVariant {
   /** Names the rewrite in graph-cache keys. */
   id: string;
   outputs: string[];
+  /** Inputs the rewrite adds (fed by the caller besides the plan's). */
+  inputs?: string[];
+  /** The segment's name (default: the plan's, "+stacked"). */
+  name?: string;
   /** Tensors kept as outputs during extraction (so their nodes stay) but dropped from the final outputs. */
   internal: string[];
   rewrite(model: ModelProto): void;
@@ -148,6 +153,69 @@ export class DiT {
         };
       },
     });
+  }
+
+  /**
+   * The block stack and the head as one session whose cacheable units are switched (onnx/switch.ts): per unit, a
+   * boolean input `ditto_on_<u>` picks computing it or using `ditto_cached_<u>` (a pre-gate value; for a `delta`
+   * unit, the residual delta), and output `ditto_fresh_<u>` hands out what was computed when `ditto_keep_<u>` (else
+   * an empty tensor). One
+   * session then serves every step of a per-unit schedule table; `withPatch` puts the patch embed in it too (for
+   * conditioning read from a table). Rejects (GraphError) a model whose branches share
+   * tensors with the rest of the graph.
+   */
+  switched(units: { start: number; end: number; cache: "value" | "delta" }[], withPatch: boolean): Promise<Segment> {
+    const key = `switched:${withPatch}:${units.map((u) => `${u.start}-${u.end}${u.cache[0]}`).join(",")}`;
+    return this.segment(
+      key,
+      () => {
+        const parts = [
+          ...(withPatch ? [planPatch(this.graph, this.structure)] : []),
+          planRange(this.graph, this.structure, 0, this.atomCount),
+          planHead(this.graph, this.structure),
+        ];
+        const nodes = parts.flatMap((p) => p.nodes);
+        const produced = new Set(nodes.flatMap((n) => this.graph.nodes[n].output));
+        const inputs = [...new Set(parts.flatMap((p) => p.inputs))].filter((t) => !produced.has(t));
+        const name = withPatch ? "switched-step+patch" : "switched-step";
+        return { name, inputs, outputs: (parts.at(-1) as SegmentPlan).outputs, nodes };
+      },
+      {
+        runsAlone: true,
+        variant: (plan) => {
+          const { atoms } = this.structure;
+          const branches = units.map((u, i) => {
+            const last = atoms[u.end - 1];
+            const result = u.cache === "value" ? atoms[u.start].value : last.streamOut;
+            const members = new Set(
+              atoms.slice(u.start, u.end).flatMap((a) => a.nodes.flatMap((n) => this.graph.nodes[n].output)),
+            );
+            return {
+              result,
+              members,
+              base: u.cache === "delta" ? atoms[u.start].streamIn : undefined,
+              rank: this.dims.get(result)?.length ?? 3,
+              flag: `ditto_on_${i}`,
+              keep: `ditto_keep_${i}`,
+              cached: `ditto_cached_${i}`,
+              fresh: `ditto_fresh_${i}`,
+            };
+          });
+          return {
+            id: key,
+            name: plan.name,
+            inputs: branches.flatMap((b) => [b.flag, b.keep, b.cached]),
+            outputs: [...plan.outputs, ...branches.map((b) => b.fresh)],
+            internal: [],
+            rewrite: (m) => {
+              // Fused first: the GELU pattern is matched in the main graph only, before it moves into subgraphs.
+              if (this.fuseGelu) fuseTanhGelu(m);
+              switchBranches(m, branches);
+            },
+          };
+        },
+      },
+    );
   }
 
   /** A session over the whole block stack does most of a step's work alone; smaller ones run among many. */
@@ -300,7 +368,13 @@ export class DiT {
       fuseGelu: this.fuseGelu,
     });
     const cut = await this.cutGraph(key, plan, v);
-    if (v) plan = { ...plan, name: `${plan.name}+stacked`, outputs: cut.outputs };
+    if (v)
+      plan = {
+        ...plan,
+        name: v.name ?? `${plan.name}+stacked`,
+        inputs: [...plan.inputs, ...(v.inputs ?? [])],
+        outputs: cut.outputs,
+      };
     // Sessions that share a step with many others do better on the hot process heap than in arenas of their own.
     const options = runsAlone ? this.sessionOptions : { memoryArena: false, ...this.sessionOptions };
     const cutBefore = this.startup.cutMs;

@@ -192,6 +192,11 @@ class ProfilingDitState implements PolicyState {
     return "reuse";
   }
 
+  /** Only the background (cached) units' deltas are ever reused. */
+  keeps(unit: number): boolean {
+    return this.cachedUnits[unit];
+  }
+
   update(unit: number, computed: ComputedUnit): void {
     if (this.cachedUnits[unit]) this.deltas.set(unit, computed.value()); // overwritten at every compute step
   }

@@ -1,0 +1,171 @@
+/**
+ * Switched branches: each cacheable branch of a cut model wrapped in an ONNX `If`, so that one session serves any
+ * mix of computed and reused branches. A per-unit schedule table (BAC, HarmoniCa, L2C) changes which branches run
+ * from step to step; run as separate sessions it pays a session boundary (and the stream's round trip through
+ * JavaScript) at every switch between computed and reused units, and one session per pattern would hold the
+ * weights once per pattern. Here boolean inputs per branch pick, inside ONNX Runtime:
+ *
+ *   `flag`: run the branch's nodes → its result, or else take the cached value passed in (a `delta` branch:
+ *           base + cached delta);
+ *   `keep`: hand the computed value out ("fresh"; a `delta` branch: result − base), or else an empty tensor — a
+ *           value no later step reads costs no copy.
+ *
+ * Nodes downstream (the gate, the residual add, later blocks, the head) are untouched and read the `If`'s result,
+ * so the current step's gate still scales a reused pre-gate value.
+ */
+import { GraphError } from "../errors.ts";
+import { makeValueInfo } from "./extract.ts";
+import {
+  type AttributeProto,
+  type GraphProto,
+  graphOf,
+  type ModelProto,
+  type NodeProto,
+  onnx,
+  subGraphs,
+} from "./proto.ts";
+
+export interface SwitchedBranch {
+  /** The tensor the switch yields: a branch's pre-gate value, or the stream after a `delta` range. */
+  result: string;
+  /** Names the branch's nodes produce in the source graph: the trace back from `result` stays within them. */
+  members: ReadonlySet<string>;
+  /** For a `delta` range: the stream entering it (reuse adds the cached delta to it; fresh = result − base). */
+  base?: string;
+  /** Rank of `result` (the empty hand-out of a reused branch has the same rank). */
+  rank: number;
+  /** Names of the boolean inputs (compute; hand out), the cached-value input and the hand-out output. */
+  flag: string;
+  keep: string;
+  cached: string;
+  fresh: string;
+}
+
+const GRAPH_ATTRIBUTE = 5;
+const TENSOR_ATTRIBUTE = 4;
+const FLOAT = 1;
+const BOOL = 9;
+
+/**
+ * Rewrites the model in place. Throws a GraphError when a branch's internal tensor is read outside the branch (or
+ * the model already has control flow): such a model keeps the unit-by-unit path.
+ */
+export function switchBranches(model: ModelProto, branches: SwitchedBranch[]): void {
+  const graph = graphOf(model);
+  const nodes = graph.node as NodeProto[];
+  if (nodes.some((n) => subGraphs(n).length > 0))
+    throw new GraphError("GRAPH_CUT_INVALID", "the model already holds control-flow subgraphs");
+  const producer = new Map<string, number>();
+  const consumers = new Map<string, number[]>();
+  nodes.forEach((node, i) => {
+    for (const out of node.output) producer.set(out, i);
+    for (const input of node.input) consumers.set(input, [...(consumers.get(input) ?? []), i]);
+  });
+  const outputs = new Set(graph.output.map((o) => o.name ?? ""));
+  const owner = new Map<number, number>();
+  branches.forEach((branch, b) => {
+    for (const n of branchNodes(nodes, producer, branch)) owner.set(n, b);
+  });
+  for (const [n, b] of owner) {
+    for (const out of nodes[n].output) {
+      if (out === branches[b].result) continue;
+      const outside = (consumers.get(out) ?? []).some((c) => owner.get(c) !== b) || outputs.has(out);
+      if (outside)
+        throw new GraphError("GRAPH_CUT_INVALID", `tensor '${out}' of a switched branch is read outside it`, {
+          tensor: out,
+        });
+    }
+  }
+  const ifAt = new Map(branches.map((branch, b) => [producer.get(branch.result) as number, b]));
+  graph.node = nodes.flatMap((node, i) => {
+    const b = ifAt.get(i);
+    if (b !== undefined) {
+      const moved = nodes.filter((_, j) => owner.get(j) === b);
+      return [switchNode(branches[b], moved), handOutNode(branches[b])];
+    }
+    return owner.has(i) ? [] : [node];
+  });
+  for (const branch of branches) {
+    graph.input.push(makeValueInfo(branch.flag, { elemType: BOOL, dims: [1] }));
+    graph.input.push(makeValueInfo(branch.keep, { elemType: BOOL, dims: [1] }));
+    graph.input.push(makeValueInfo(branch.cached, { elemType: FLOAT }));
+    graph.output.push(makeValueInfo(branch.fresh, { elemType: FLOAT }));
+  }
+}
+
+/** The nodes that compute `result` from outside the branch, in graph order. */
+function branchNodes(nodes: NodeProto[], producer: Map<string, number>, branch: SwitchedBranch): number[] {
+  const found = new Set<number>();
+  const stack = [branch.result];
+  while (stack.length > 0) {
+    const n = producer.get(stack.pop() as string);
+    if (n === undefined || found.has(n) || !nodes[n].output.some((o) => branch.members.has(o))) continue;
+    found.add(n);
+    stack.push(...nodes[n].input.filter((t) => t !== ""));
+  }
+  if (found.size === 0)
+    throw new GraphError("GRAPH_CUT_INVALID", `no node of the branch produces '${branch.result}'`, {
+      tensor: branch.result,
+    });
+  return [...found].sort((a, b) => a - b);
+}
+
+function switchNode(branch: SwitchedBranch, moved: NodeProto[]): NodeProto {
+  // Names defined inside a subgraph must not repeat outer names: only the result, which the If itself defines
+  // outside, is renamed (the other moved tensors no longer exist outside).
+  const then = `${branch.result}__ditto_then`;
+  const thenNodes = moved.map((n) =>
+    onnx.NodeProto.create({
+      ...n,
+      input: n.input.map((t) => (t === branch.result ? then : t)),
+      output: n.output.map((t) => (t === branch.result ? then : t)),
+    }),
+  );
+  const otherwise = `${branch.result}__ditto_else`;
+  const reuse = branch.base
+    ? node("Add", [branch.base, branch.cached], otherwise)
+    : node("Identity", [branch.cached], otherwise);
+  return ifOf(branch.flag, branch.result, [thenNodes, then], [[reuse], otherwise]);
+}
+
+/** fresh = the computed value (a delta branch: result − base) when `keep`, else an empty tensor. */
+function handOutNode(branch: SwitchedBranch): NodeProto {
+  const then = `${branch.fresh}__ditto_then`;
+  const value = branch.base ? node("Sub", [branch.result, branch.base], then) : node("Identity", [branch.result], then);
+  const otherwise = `${branch.fresh}__ditto_else`;
+  const empty = onnx.NodeProto.create({
+    opType: "Constant",
+    output: [otherwise],
+    attribute: [
+      {
+        name: "value",
+        type: TENSOR_ATTRIBUTE,
+        t: onnx.TensorProto.create({ dims: [0, ...new Array(branch.rank - 1).fill(1)], dataType: FLOAT }),
+      },
+    ],
+  });
+  return ifOf(branch.keep, branch.fresh, [[value], then], [[empty], otherwise]);
+}
+
+function ifOf(cond: string, output: string, then: [NodeProto[], string], otherwise: [NodeProto[], string]): NodeProto {
+  return onnx.NodeProto.create({
+    opType: "If",
+    name: `${output}__ditto_if`,
+    input: [cond],
+    output: [output],
+    attribute: [subgraph("then_branch", ...then), subgraph("else_branch", ...otherwise)],
+  });
+}
+
+function node(opType: string, input: string[], output: string): NodeProto {
+  return onnx.NodeProto.create({ opType, input, output: [output] });
+}
+
+function subgraph(name: string, nodes: NodeProto[], output: string): AttributeProto {
+  const g: GraphProto = onnx.GraphProto.create({
+    name,
+    node: nodes,
+    output: [makeValueInfo(output, { elemType: FLOAT })],
+  });
+  return onnx.AttributeProto.create({ name, type: GRAPH_ATTRIBUTE, g });
+}

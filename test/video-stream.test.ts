@@ -7,6 +7,9 @@ import assert from "node:assert/strict";
 import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import gifenc from "gifenc";
+import { youngCollector } from "../src/node/collect.ts";
+import { GifWriter, toGreyLevel } from "../src/video/animation.ts";
 import { type CdtModel, loadCdtModel } from "../src/video/cdt-model.ts";
 import {
   checkEncoderSplit,
@@ -276,6 +279,43 @@ describe("CDT state shape checks", () => {
       (m.networks as { encoder: { slots: { pad: string }[] } }).encoder.slots[1].pad = "replicate";
     });
     await assertRejectsWith(() => loadCdtModel(dir, SESSION), "MANIFEST_INVALID", /slots\[1\]\.pad/);
+  });
+});
+
+describe("GIF writing", () => {
+  it("streams one piece per frame, together the file gifenc writes in one go", () => {
+    const frames = testVideo(5);
+    const pieces: Uint8Array[] = [];
+    const writer = new GifWriter({ width: 16, height: 16, panels: 1, scale: 1, sink: (b) => pieces.push(b.slice()) });
+    for (const f of frames) writer.addFrame([f]);
+    writer.finish();
+    assert.equal(pieces.length, frames.length + 1, "a piece per frame and the trailer");
+    // Reference: gifenc's default (auto) mode, whole file in memory, the same 20×20 frames (16 pixels and a 2-pixel border).
+    const whole = gifenc.GIFEncoder();
+    const grey = Array.from({ length: 256 }, (_, i) => [i, i, i]);
+    frames.forEach((f, i) => {
+      const img = new Uint8Array(20 * 20).fill(255);
+      for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++) img[(2 + y) * 20 + 2 + x] = toGreyLevel(f[y * 16 + x]);
+      whole.writeFrame(img, 20, 20, { palette: i === 0 ? grey : undefined, delay: 100 });
+    });
+    whole.finish();
+    assert.deepEqual(Buffer.concat(pieces), Buffer.from(whole.bytesView()));
+  });
+});
+
+describe("collecting a chunk's dead buffers", () => {
+  it("the young collector frees dead ArrayBuffers", async () => {
+    const collect = youngCollector();
+    assert.ok(collect, "V8's gc could not be exposed at run time");
+    collect();
+    const held = () => process.memoryUsage().arrayBuffers;
+    const before = held();
+    for (let i = 0; i < 8; i++) new Float32Array(1 << 18).fill(i); // 8 MiB, dead at once, like a chunk's outputs
+    assert.ok(held() - before >= 7 * 2 ** 20, "the buffers were not counted");
+    collect();
+    // V8 may finish sweeping the freed backing stores on a helper thread: give it a moment, not a GC of its own.
+    for (let i = 0; i < 20 && held() - before >= 2 ** 20; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(held() - before < 2 ** 20, `${((held() - before) / 2 ** 20).toFixed(1)} MiB of dead buffers held`);
   });
 });
 

@@ -2,7 +2,7 @@
 import { closeSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { InputError } from "../errors.ts";
-import { youngCollector } from "../node/collect.ts";
+import { garbageCollector } from "../node/collect.ts";
 import { type AnimationOptions, frameStripPng, GifWriter } from "../video/animation.ts";
 import { type CdtModel, DEFAULT_CDT_DIR, loadCdtModel } from "../video/cdt-model.ts";
 import { latentFramesOf } from "../video/chunks.ts";
@@ -114,7 +114,7 @@ async function reconstruct(model: CdtModel, values: Values): Promise<void> {
         strip[1].push(decoded);
       }
     },
-    onChunk: youngCollector(),
+    onChunk: garbageCollector(),
   }).catch((err) => {
     gif?.abandon();
     throw err;
@@ -198,7 +198,7 @@ async function decode(model: CdtModel, values: Values): Promise<void> {
   const { height: h, width: w } = model.manifest.video;
   const gif = values.out ? gifFile(values.out, { width: w, height: h, panels: 1 }) : undefined;
   const strip: Float32Array[][] = [[]];
-  const collect = youngCollector();
+  const collect = garbageCollector();
   let frames = 0;
   const started = performance.now();
   try {

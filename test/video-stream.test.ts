@@ -7,6 +7,9 @@ import assert from "node:assert/strict";
 import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import gifenc from "gifenc";
+import { garbageCollector } from "../src/node/collect.ts";
+import { GifWriter, toGreyLevel } from "../src/video/animation.ts";
 import { type CdtModel, loadCdtModel } from "../src/video/cdt-model.ts";
 import {
   checkEncoderSplit,
@@ -276,6 +279,39 @@ describe("CDT state shape checks", () => {
       (m.networks as { encoder: { slots: { pad: string }[] } }).encoder.slots[1].pad = "replicate";
     });
     await assertRejectsWith(() => loadCdtModel(dir, SESSION), "MANIFEST_INVALID", /slots\[1\]\.pad/);
+  });
+});
+
+describe("GIF writing", () => {
+  it("streams one piece per frame, together the file gifenc writes in one go", () => {
+    const frames = testVideo(5);
+    const pieces: Uint8Array[] = [];
+    const writer = new GifWriter({ width: 16, height: 16, panels: 1, scale: 1, sink: (b) => pieces.push(b.slice()) });
+    for (const f of frames) writer.addFrame([f]);
+    writer.finish();
+    assert.equal(pieces.length, frames.length + 1, "a piece per frame and the trailer");
+    // Reference: gifenc's default (auto) mode, whole file in memory, the same 20×20 frames (16 pixels and a 2-pixel border).
+    const whole = gifenc.GIFEncoder();
+    const grey = Array.from({ length: 256 }, (_, i) => [i, i, i]);
+    frames.forEach((f, i) => {
+      const img = new Uint8Array(20 * 20).fill(255);
+      for (let y = 0; y < 16; y++) for (let x = 0; x < 16; x++) img[(2 + y) * 20 + 2 + x] = toGreyLevel(f[y * 16 + x]);
+      whole.writeFrame(img, 20, 20, { palette: i === 0 ? grey : undefined, delay: 100 });
+    });
+    whole.finish();
+    assert.deepEqual(Buffer.concat(pieces), Buffer.from(whole.bytesView()));
+  });
+});
+
+describe("collecting a chunk's dead buffers", () => {
+  it("the collector frees a chunk's dead buffers at once", async () => {
+    const collect = garbageCollector();
+    assert.ok(collect, "V8's gc could not be exposed at run time");
+    // 8 MiB of buffers, like a chunk's outputs, dead once the next chunk has run; watched through weak references.
+    const refs = Array.from({ length: 8 }, (_, i) => new WeakRef(new Float32Array(1 << 18).fill(i)));
+    await new Promise((r) => setImmediate(r)); // a WeakRef keeps its target until the task that made it ends
+    collect();
+    assert.equal(refs.filter((r) => r.deref() !== undefined).length, 0, "dead buffers survived the collection");
   });
 });
 

@@ -1,8 +1,9 @@
 /** `ditto video encode|decode|reconstruct`: a CDT video tokenizer run chunk by chunk through its feature cache. */
-import { readFileSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { InputError } from "../errors.ts";
-import { frameStripPng, GifWriter } from "../video/animation.ts";
+import { garbageCollector } from "../node/collect.ts";
+import { type AnimationOptions, frameStripPng, GifWriter } from "../video/animation.ts";
 import { type CdtModel, DEFAULT_CDT_DIR, loadCdtModel } from "../video/cdt-model.ts";
 import { latentFramesOf } from "../video/chunks.ts";
 import { decodeVideo, encodeVideo } from "../video/codec.ts";
@@ -96,7 +97,7 @@ async function reconstruct(model: CdtModel, values: Values): Promise<void> {
   const frames = int(values, "frames", 17, 1) as number;
   latentFramesOf(frames);
   const bank = await loadGarments(values.garments);
-  const gif = values.out ? new GifWriter({ width: w, height: h, panels: 2 }) : undefined;
+  const gif = values.out ? gifFile(values.out, { width: w, height: h, panels: 2 }) : undefined;
   const strip: Float32Array[][] = [[], []];
   const report = await reconstructVideo(model, bank, {
     seed: int(values, "seed", 0) as number,
@@ -107,14 +108,18 @@ async function reconstruct(model: CdtModel, values: Values): Promise<void> {
     steps: int(values, "steps", 1, 1),
     noiseSeed: int(values, "noise-seed", 0),
     onFrame(i, original, decoded) {
-      gif?.addFrame([original, decoded]);
+      gif?.writer.addFrame([original, decoded]);
       if (values.strip && i < STRIP_FRAMES) {
         strip[0].push(original);
         strip[1].push(decoded);
       }
     },
+    onChunk: garbageCollector(),
+  }).catch((err) => {
+    gif?.abandon();
+    throw err;
   });
-  if (gif && values.out) writeFileSync(values.out, gif.finish());
+  gif?.finish();
   if (values.strip) writeFileSync(values.strip, frameStripPng(strip, h, w));
   const peakRssMiB = process.resourceUsage().maxRSS / 1024;
   const out = { ...report, peakRssMiB: Math.round(peakRssMiB * 10) / 10 };
@@ -191,24 +196,52 @@ async function decode(model: CdtModel, values: Values): Promise<void> {
     throw new InputError("OPTION_INVALID", "decode needs --latent FILE.json (from ditto video encode)");
   const latents = readLatent(values.latent, model);
   const { height: h, width: w } = model.manifest.video;
-  const gif = values.out ? new GifWriter({ width: w, height: h, panels: 1 }) : undefined;
+  const gif = values.out ? gifFile(values.out, { width: w, height: h, panels: 1 }) : undefined;
   const strip: Float32Array[][] = [[]];
+  const collect = garbageCollector();
   let frames = 0;
   const started = performance.now();
-  for await (const chunk of decodeVideo(model, latents, {
-    totalLatents: latents.length,
-    chunkLatents: int(values, "dec-chunk", undefined, 1),
-    steps: int(values, "steps", 1, 1),
-    seed: int(values, "noise-seed", 0),
-  })) {
-    for (const frame of chunk.frames) {
-      gif?.addFrame([frame]);
-      if (strip[0].length < STRIP_FRAMES) strip[0].push(frame);
-      frames++;
+  try {
+    for await (const chunk of decodeVideo(model, latents, {
+      totalLatents: latents.length,
+      chunkLatents: int(values, "dec-chunk", undefined, 1),
+      steps: int(values, "steps", 1, 1),
+      seed: int(values, "noise-seed", 0),
+    })) {
+      for (const frame of chunk.frames) {
+        gif?.writer.addFrame([frame]);
+        if (strip[0].length < STRIP_FRAMES) strip[0].push(frame);
+        frames++;
+      }
+      collect?.();
     }
+  } catch (err) {
+    gif?.abandon();
+    throw err;
   }
   const ms = (performance.now() - started) / frames;
-  if (gif && values.out) writeFileSync(values.out, gif.finish());
+  gif?.finish();
   if (values.strip) writeFileSync(values.strip, frameStripPng(strip, h, w));
   process.stdout.write(`${latents.length} latent frames → ${frames} frames, ${ms.toFixed(2)} ms/frame\n`);
+}
+
+/** A GIF written to `path` frame by frame as the video decodes; `abandon` removes a half-written file. */
+function gifFile(path: string, options: Omit<AnimationOptions, "sink">) {
+  const fd = openSync(path, "w");
+  const writer = new GifWriter({ ...options, sink: (bytes) => writeAll(fd, bytes) });
+  return {
+    writer,
+    finish() {
+      writer.finish();
+      closeSync(fd);
+    },
+    abandon() {
+      closeSync(fd);
+      rmSync(path, { force: true });
+    },
+  };
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done);
 }

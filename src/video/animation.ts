@@ -1,5 +1,7 @@
 /**
  * Writing decoded videos as images: an animated GIF, frame by frame as chunks arrive, and a frame-strip PNG.
+ * The GIF's bytes go to a sink after every frame (the CLI appends them to the file), so writing a long video holds
+ * one encoded frame, never the whole file.
  *
  * GIF through gifenc (MIT, ~9 kB, no dependencies, pure JavaScript so it also runs in the browser build): a grey
  * video needs no quantisation, since the 256 grey levels are exactly a GIF palette, so frames go in losslessly at
@@ -20,6 +22,8 @@ export interface AnimationOptions {
   scale?: number;
   /** Frame delay in milliseconds (default 100). */
   delayMs?: number;
+  /** Receives the file's bytes in order, piece by piece; each piece is only valid during the call. */
+  sink(bytes: Uint8Array): void;
 }
 
 /** Floats in [-1, 1] → grey level 0…255. */
@@ -28,12 +32,14 @@ export function toGreyLevel(v: number): number {
 }
 
 export class GifWriter {
-  private readonly encoder = gifenc.GIFEncoder();
+  // Manual mode: the header is written once here, not again after every drain's reset.
+  private readonly encoder = gifenc.GIFEncoder({ auto: false });
   private readonly options: Required<AnimationOptions>;
   private frames = 0;
 
   constructor(options: AnimationOptions) {
     this.options = { scale: 4, delayMs: 100, ...options };
+    this.encoder.writeHeader();
   }
 
   get width(): number {
@@ -57,16 +63,21 @@ export class GifWriter {
         }
       }
     });
-    this.encoder.writeFrame(out, this.width, this.height, {
-      palette: this.frames === 0 ? GREY : undefined,
-      delay: delayMs,
-    });
+    const first = this.frames === 0;
+    this.encoder.writeFrame(out, this.width, this.height, { first, palette: first ? GREY : undefined, delay: delayMs });
     this.frames++;
+    this.drain();
   }
 
-  finish(): Uint8Array {
+  /** Writes the GIF trailer; the sink has then received the whole file. */
+  finish(): void {
     this.encoder.finish();
-    return this.encoder.bytes();
+    this.drain();
+  }
+
+  private drain(): void {
+    this.options.sink(this.encoder.bytesView());
+    this.encoder.reset();
   }
 }
 

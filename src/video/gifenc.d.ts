@@ -4,12 +4,19 @@ declare module "gifenc" {
     palette?: number[][];
     delay?: number;
     repeat?: number;
+    /** Manual mode: the first frame, which writes the screen descriptor and global palette. */
+    first?: boolean;
   }
   interface Encoder {
     writeFrame(index: Uint8Array, width: number, height: number, options?: FrameOptions): void;
+    writeHeader(): void;
     finish(): void;
-    bytes(): Uint8Array;
+    /** The bytes written since the last reset, without a copy. */
+    bytesView(): Uint8Array;
+    /** Rewinds the internal buffer (its capacity is kept). */
+    reset(): void;
   }
-  const gifenc: { GIFEncoder(): Encoder };
+  /** auto (default true): write the header with the first frame. */
+  const gifenc: { GIFEncoder(options?: { auto?: boolean; initialCapacity?: number }): Encoder };
   export default gifenc;
 }

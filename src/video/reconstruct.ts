@@ -24,6 +24,8 @@ export interface ReconstructOptions {
   noiseSeed?: number;
   /** Called with every frame, original and reconstruction, in [-1, 1]. */
   onFrame?(index: number, original: Float32Array, reconstruction: Float32Array): void;
+  /** Called after every decoded chunk's frames (e.g. to collect the chunk's dead buffers). */
+  onChunk?(): void;
 }
 
 export interface ReconstructReport {
@@ -71,6 +73,7 @@ export async function reconstructVideo(
       options.onFrame?.(count, original, frame);
       count++;
     }
+    options.onChunk?.();
   }
   const elapsed = performance.now() - started;
   return {

@@ -3,10 +3,12 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Tensor } from "onnxruntime-common";
+import { GraphError } from "../src/errors.ts";
 import { extractSubModel } from "../src/onnx/extract.ts";
 import { GraphIndex } from "../src/onnx/graph.ts";
 import { decodeOnnx, loadOnnx } from "../src/onnx/load.ts";
 import { graphOf, onnx, type TensorProto } from "../src/onnx/proto.ts";
+import { switchBranches } from "../src/onnx/switch.ts";
 import { nodeBackend } from "../src/runtime/node-backend.ts";
 import { buildDiTLlama } from "./fixtures/dit-llama.ts";
 import { GraphBuilder } from "./fixtures/graph-builder.ts";
@@ -170,5 +172,58 @@ describe("loadOnnx", () => {
     const session = await nodeBackend.createSession(loaded.bytes);
     const out = await session.run({ x: new Tensor("float32", Float32Array.from([0, 0, 0]), [1, 3]) });
     assert.deepEqual(Array.from(out.z.data as Float32Array), [2, 4, 6]);
+  });
+});
+
+describe("switchBranches", () => {
+  /** h1 = h + 2·relu(h·w) (a gated branch), out = h1 · 3; the branch value is v = relu(h·w). */
+  function gatedGraph(shareInside = false): Uint8Array {
+    const g = new GraphBuilder();
+    const h = g.input("h", 1, ["n", 2]);
+    const t = g.named("t", "MatMul", [h, g.weight("w", [2, 2], 0, [1, -1, 2, 1])]);
+    const v = g.named("v", "Relu", [t]);
+    const h1 = g.named("h1", "Add", [h, g.named("gv", "Mul", [v, g.scalar(2)])]);
+    // A model that reads the branch's inner tensor elsewhere cannot be switched.
+    g.named("out", "Mul", [shareInside ? g.named("mix", "Add", [h1, t]) : h1, g.scalar(3)]);
+    g.output("out", 1, ["n", 2]);
+    return g.build();
+  }
+  const branch = {
+    result: "v",
+    members: new Set(["t", "v"]),
+    rank: 2,
+    flag: "on",
+    keep: "keep",
+    cached: "c",
+    fresh: "f",
+  };
+  const bool = (b: boolean) => new Tensor("bool", new Uint8Array([b ? 1 : 0]), [1]);
+
+  it("computes the branch or takes the cached value, and hands the value out only when asked", async () => {
+    const model = decodeOnnx(gatedGraph(), "gated");
+    switchBranches(model, [branch]);
+    const session = await nodeBackend.createSession(onnx.ModelProto.encode(model).finish(), {});
+    const h = new Tensor("float32", Float32Array.from([1, 2]), [1, 2]);
+    const none = new Tensor("float32", new Float32Array(0), [0]);
+    // computed: t = [1·1 + 2·2, 1·(−1) + 2·1] = [5, 1]; out = 3·(h + 2·t) = [33, 12]
+    const computed = await session.run({ h, on: bool(true), keep: bool(true), c: none });
+    assert.deepEqual(Array.from(computed.out.data as Float32Array), [33, 12]);
+    assert.deepEqual(Array.from(computed.f.data as Float32Array), [5, 1]);
+    const unkept = await session.run({ h, on: bool(true), keep: bool(false), c: none });
+    assert.equal((unkept.f.data as Float32Array).length, 0);
+    // reused: v = c = [10, 20]; out = 3·(h + 2·c) = [63, 126]; nothing handed out
+    const cached = new Tensor("float32", Float32Array.from([10, 20]), [1, 2]);
+    const reused = await session.run({ h, on: bool(false), keep: bool(false), c: cached });
+    assert.deepEqual(Array.from(reused.out.data as Float32Array), [63, 126]);
+    assert.equal((reused.f.data as Float32Array).length, 0);
+    await session.release();
+  });
+
+  it("refuses a branch whose inner tensor is read outside it", () => {
+    assert.throws(
+      () => switchBranches(decodeOnnx(gatedGraph(true), "shared"), [branch]),
+      (err: Error) =>
+        err instanceof GraphError && /tensor 't' of a switched branch is read outside it/.test(err.message),
+    );
   });
 });

@@ -4,7 +4,7 @@
  * falls back to computing when a cached tensor holds NaN/Inf, and records what ran for the run report.
  */
 import { Tensor as OrtTensor, type Tensor } from "onnxruntime-common";
-import { DittoError } from "../errors.ts";
+import { DittoError, GraphError } from "../errors.ts";
 import { observationSpec, sampleShape } from "../model/manifest.ts";
 import { planRange } from "../model/plan.ts";
 import { STACK_OUTPUT } from "../onnx/rewrite.ts";
@@ -345,7 +345,12 @@ export class CacheEngine implements NetworkEvaluator {
     const units = this.units.map((u) => ({ start: u.start, end: u.end, cache: u.cache as "value" | "delta" }));
     let segment = this.switched.get(withPatch);
     if (!segment) {
-      segment = this.model.switched(units, withPatch).catch(() => false as const);
+      // A model whose branches share tensors with the rest of the graph is refused (GraphError): it keeps the
+      // unit-by-unit path. Anything else is a real failure.
+      segment = this.model.switched(units, withPatch).catch((err) => {
+        if (err instanceof GraphError) return false as const;
+        throw err;
+      });
       this.switched.set(withPatch, segment);
     }
     // Tracked per generation: the run report counts its calls.

@@ -131,7 +131,7 @@ async function timeCases(cases: Record<string, () => Promise<unknown>>): Promise
   const names = Object.keys(cases);
   const wall: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
   const cpu: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-  for (let r = -2; r < repeats; r++) {
+  for (let r = -3; r < repeats; r++) {
     for (const n of r % 2 === 0 ? names : [...names].reverse()) {
       const t0 = performance.now();
       const c0 = process.cpuUsage();

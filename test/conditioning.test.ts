@@ -39,6 +39,18 @@ describe("precomputed conditioning on the shipped model", () => {
       assert.deepEqual(t.dims, (store.get(name) as Tensor).dims, name);
       assertBitIdentical(t.data as Float32Array, (store.get(name) as Tensor).data as Float32Array, name);
     }
+    // A row repeated (the unconditional half of a CFG batch) between other rows: each call row is its table row.
+    const repeated = Int32Array.from([3, 10, 10, 10, 10, 10, 10, 10, 7, 7, 7]);
+    const many = table.lookup(new Float64Array(repeated.length).fill(times[13]), repeated);
+    assert.ok(many);
+    repeated.forEach((c, i) => {
+      const one = table.lookup(Float64Array.of(times[13]), Int32Array.of(c)) as Map<string, Tensor>;
+      for (const [name, t] of many) {
+        const width = (t.data as Float32Array).length / repeated.length;
+        const row = (t.data as Float32Array).subarray(i * width, (i + 1) * width);
+        assertBitIdentical(row, (one.get(name) as Tensor).data as Float32Array, `${name}, row ${i}`);
+      }
+    });
     assert.equal(table.lookup(new Float64Array(5).fill(0.123), condition), undefined, "a time not in the grid");
     assert.equal(table.lookup(time, Int32Array.from([7, 3, 10, 10, 2])), undefined, "a class not in the table");
     const tooBig = await ConditioningTable.build(conditioning, model.manifest, times, [1, 2], 1 << 30);

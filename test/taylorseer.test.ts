@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Tensor } from "onnxruntime-common";
 import { materialize } from "../src/cache/accumulate.ts";
-import { fullSteps, PLAIN_TAYLOR, TaylorState } from "../src/cache/policies/taylorseer.ts";
-import type { Approximation, StepView } from "../src/cache/policy.ts";
+import { fullSteps, PLAIN_TAYLOR, TaylorState, taylorseer } from "../src/cache/policies/taylorseer.ts";
+import { type Approximation, atomUnits, type StepView } from "../src/cache/policy.ts";
 import { loadPipeline } from "../src/pipeline.ts";
 import { assertBitIdentical, SHIPPED_MODEL } from "./helpers.ts";
 
@@ -117,6 +117,23 @@ describe("TaylorSeer on the shipped model", () => {
     const batch = 4; // 2 samples × (cond + uncond)
     assert.equal(report.cachePeakBytes, batch * 2 * L * 2 * 49 * 256 * 4);
     assert.ok(report.idealSpeedup > 2 && report.idealSpeedup < 3, `ideal ${report.idealSpeedup}`);
+    await pipeline.release();
+  });
+
+  it("forecasts through the stacked unit what per-branch value units forecast, within float tolerance", async () => {
+    const pipeline = await loadPipeline(SHIPPED_MODEL);
+    const opts = { classes: [2, 5], seeds: [0, 1], steps: 9, cfg: 3 };
+    const stacked = taylorseer({ interval: 3, order: 2, warmup: 1 });
+    const perBranch = { ...stacked, units: atomUnits };
+    const a = await pipeline.generate({ ...opts, cache: stacked });
+    const b = await pipeline.generate({ ...opts, cache: perBranch });
+    assert.deepEqual(
+      a.reports[0].units.map((u) => u.cache),
+      ["stacked"],
+    );
+    assert.equal(b.reports[0].units.length, 24);
+    const diff = a.samples.reduce((mx, v, i) => Math.max(mx, Math.abs(v - b.samples[i])), 0);
+    assert.ok(diff < 1e-4, `max |Δ| ${diff}`);
     await pipeline.release();
   });
 });

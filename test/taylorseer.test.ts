@@ -112,7 +112,11 @@ describe("TaylorSeer on the shipped model", () => {
       "blocks0-11": 1,
     };
     const expected = (name: string) => counts[name] ?? 0;
-    for (const [name, calls] of Object.entries(report.sessionCalls)) assert.equal(calls, expected(name), name);
+    // (The conditioning table is kept from an earlier generation on the same grid when there was one: 0 or 1.)
+    for (const [name, calls] of Object.entries(report.sessionCalls)) {
+      if (name === "conditioning") assert.ok(calls <= 1, name);
+      else assert.equal(calls, expected(name), name);
+    }
     const L = 12;
     const batch = 4; // 2 samples × (cond + uncond)
     assert.equal(report.cachePeakBytes, batch * 2 * L * 2 * 49 * 256 * 4);

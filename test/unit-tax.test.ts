@@ -14,9 +14,14 @@ import { assertBitIdentical, llamaModel, maxAbsDiff, SHIPPED_MODEL } from "./hel
 const STEPS = 4;
 const OPTS = { classes: [3], seeds: [0], steps: STEPS, cfg: 1 };
 
-/** Session runs per segment name, without the ones that ran no time. */
+/**
+ * Session runs per segment name, without the ones that ran no time and without the conditioning table's (built by
+ * the first generation on a grid, then kept for the next ones).
+ */
 function calls(report: { sessionCalls: Record<string, number> }): Record<string, number> {
-  return Object.fromEntries(Object.entries(report.sessionCalls).filter(([, n]) => n > 0));
+  return Object.fromEntries(
+    Object.entries(report.sessionCalls).filter(([name, n]) => n > 0 && name !== "conditioning"),
+  );
 }
 
 describe("all-compute policies cost what the uncached run costs", () => {
@@ -61,7 +66,7 @@ describe("all-compute policies cost what the uncached run costs", () => {
     );
     // Steps 0–1: one switched session each (patch embed, stack, head; step 0 computes all but hands out only the
     // second half, which step 1 reuses); steps 2–3: one skip-step session each. No per-branch session.
-    assert.deepEqual(calls(report), { conditioning: 1, "switched-step+patch": 2, "skip-step": 2 });
+    assert.deepEqual(calls(report), { "switched-step+patch": 2, "skip-step": 2 });
     // Every value is read by a later reuse, so every unit is cached: 24 values of [1, 49, 256].
     assert.equal(report.cachePeakBytes, atoms * 49 * 256 * 4);
     const one = await pipeline.generate({ ...OPTS, cache: unplanned(tablePolicy(table, "halves-sequential")) });

@@ -8,6 +8,7 @@ import { DittoError, GraphError } from "../errors.ts";
 import { observationSpec, sampleShape } from "../model/manifest.ts";
 import { planRange } from "../model/plan.ts";
 import { STACK_OUTPUT } from "../onnx/rewrite.ts";
+import { switchNames } from "../onnx/switch.ts";
 import { ConditioningTable } from "../runtime/conditioning.ts";
 import type { DiT } from "../runtime/dit.ts";
 import { feedsFor, type ModelCall } from "../runtime/model-inputs.ts";
@@ -323,9 +324,10 @@ export class CacheEngine implements NetworkEvaluator {
     if (!segment) return false;
     const { store } = step;
     approximations.forEach((a, u) => {
-      store.set(`ditto_on_${u}`, a ? FALSE : TRUE);
-      store.set(`ditto_keep_${u}`, kept[u] ? TRUE : FALSE);
-      store.set(`ditto_cached_${u}`, a ? single(a) : NOTHING);
+      const names = switchNames(u);
+      store.set(names.flag, a ? FALSE : TRUE);
+      store.set(names.keep, kept[u] ? TRUE : FALSE);
+      store.set(names.cached, a ? single(a) : NOTHING);
     });
     await segment.run(store);
     const output = this.model.manifest.output.name;
@@ -335,7 +337,7 @@ export class CacheEngine implements NetworkEvaluator {
     }
     approximations.forEach((a, u) => {
       if (a) this.markSkipped(step, u, DECISION_LETTER[plan[u]]);
-      else this.afterCompute(step, u, "C", kept[u], this.need(store, `ditto_fresh_${u}`));
+      else this.afterCompute(step, u, "C", kept[u], this.need(store, switchNames(u).fresh));
     });
     return true;
   }

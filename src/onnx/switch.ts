@@ -41,6 +41,11 @@ export interface SwitchedBranch {
   fresh: string;
 }
 
+/** The names of unit u's switch inputs and hand-out output (shared by the graph rewrite and the engine feeding it). */
+export function switchNames(u: number): { flag: string; keep: string; cached: string; fresh: string } {
+  return { flag: `ditto_on_${u}`, keep: `ditto_keep_${u}`, cached: `ditto_cached_${u}`, fresh: `ditto_fresh_${u}` };
+}
+
 const GRAPH_ATTRIBUTE = 5;
 const TENSOR_ATTRIBUTE = 4;
 const FLOAT = 1;

@@ -15,7 +15,7 @@ import { GraphIndex } from "../onnx/graph.ts";
 import { type LoadedOnnx, loadOnnx } from "../onnx/load.ts";
 import { elementTypeOf, graphOf, type ModelProto, onnx } from "../onnx/proto.ts";
 import { appendStackedValues, STACK_OUTPUT, spliceBetween } from "../onnx/rewrite.ts";
-import { switchBranches } from "../onnx/switch.ts";
+import { switchBranches, switchNames } from "../onnx/switch.ts";
 import { platform } from "../platform.ts";
 import type { Backend, Session, SessionOptions } from "./backend.ts";
 import { emptyTimings, type GraphStore, packEntry, type StartupTimings, unpackEntry } from "./graph-store.ts";
@@ -157,12 +157,11 @@ export class DiT {
 
   /**
    * The block stack and the head as one session whose cacheable units are switched (onnx/switch.ts): per unit, a
-   * boolean input `ditto_on_<u>` picks computing it or using `ditto_cached_<u>` (a pre-gate value; for a `delta`
-   * unit, the residual delta), and output `ditto_fresh_<u>` hands out what was computed when `ditto_keep_<u>` (else
-   * an empty tensor). One
-   * session then serves every step of a per-unit schedule table; `withPatch` puts the patch embed in it too (for
-   * conditioning read from a table). Rejects (GraphError) a model whose branches share
-   * tensors with the rest of the graph.
+   * boolean input picks computing it or using a cached value fed in (a pre-gate value; for a `delta` unit, the
+   * residual delta), and an output hands out what was computed when a second boolean asks for it (names:
+   * `switchNames`). One session then serves every step of a per-unit schedule table; `withPatch` puts the patch
+   * embed in it too (for conditioning read from a table). Rejects (GraphError) a model whose branches share tensors
+   * with the rest of the graph.
    */
   switched(units: { start: number; end: number; cache: "value" | "delta" }[], withPatch: boolean): Promise<Segment> {
     const key = `switched:${withPatch}:${units.map((u) => `${u.start}-${u.end}${u.cache[0]}`).join(",")}`;
@@ -195,10 +194,7 @@ export class DiT {
               members,
               base: u.cache === "delta" ? atoms[u.start].streamIn : undefined,
               rank: this.dims.get(result)?.length ?? 3,
-              flag: `ditto_on_${i}`,
-              keep: `ditto_keep_${i}`,
-              cached: `ditto_cached_${i}`,
-              fresh: `ditto_fresh_${i}`,
+              ...switchNames(i),
             };
           });
           return {

@@ -3,7 +3,8 @@ import { describe, it } from "node:test";
 import { Tensor } from "onnxruntime-common";
 import { materialize } from "../src/cache/accumulate.ts";
 import { fullSteps, PLAIN_TAYLOR, TaylorState, taylorseer } from "../src/cache/policies/taylorseer.ts";
-import { type Approximation, atomUnits, type StepView } from "../src/cache/policy.ts";
+import { type Approximation, atomUnits, type CachePolicy, type StepView } from "../src/cache/policy.ts";
+import { parseCacheSpec } from "../src/cache/registry.ts";
 import { loadPipeline } from "../src/pipeline.ts";
 import { assertBitIdentical, SHIPPED_MODEL } from "./helpers.ts";
 
@@ -101,14 +102,15 @@ describe("TaylorSeer on the shipped model", () => {
     for (const t of report.trace) assert.equal(t.decisions, full.includes(t.step) ? "C" : "F", `step ${t.step}`);
     // Full steps run the stack as one session; forecast steps run no block session at all, but one session for
     // patch embed → forecast-and-accumulate → head. The conditioning runs once for all steps
-    // (runtime/conditioning.ts), so the whole embed never runs. The last full step's values would never be read:
-    // it runs the plain stack session, handing nothing out.
+    // (runtime/conditioning.ts), so the whole embed never runs. The first two full steps hand out their values as
+    // gated sums for the steps that will read them; the last one's would never be read: it runs the plain stack
+    // session, handing nothing out.
     const counts: Record<string, number> = {
       conditioning: 1,
       patch: 3,
       head: 3,
       "skip-step": 6,
-      "blocks0-11+stacked": 2,
+      "blocks0-11+projected": 2,
       "blocks0-11": 1,
     };
     const expected = (name: string) => counts[name] ?? 0;
@@ -117,9 +119,10 @@ describe("TaylorSeer on the shipped model", () => {
       if (name === "conditioning") assert.ok(calls <= 1, name);
       else assert.equal(calls, expected(name), name);
     }
-    const L = 12;
+    // A full step's value is held as one gated sum [B, 49, 256] per later step that reads it: step 0's for steps
+    // 1–3 and 5–7 (O + 1 = 2 intervals), step 4's for steps 5–7 — 9 sums at the peak instead of 2 × 24 branch values.
     const batch = 4; // 2 samples × (cond + uncond)
-    assert.equal(report.cachePeakBytes, batch * 2 * L * 2 * 49 * 256 * 4);
+    assert.equal(report.cachePeakBytes, 9 * batch * 49 * 256 * 4);
     assert.ok(report.idealSpeedup > 2 && report.idealSpeedup < 3, `ideal ${report.idealSpeedup}`);
     await pipeline.release();
   });
@@ -138,6 +141,39 @@ describe("TaylorSeer on the shipped model", () => {
     assert.equal(b.reports[0].units.length, 24);
     const diff = a.samples.reduce((mx, v, i) => Math.max(mx, Math.abs(v - b.samples[i])), 0);
     assert.ok(diff < 1e-4, `max |Δ| ${diff}`);
+    await pipeline.release();
+  });
+
+  it("hands full-step values out as one gated sum per step that reads them, forecasting what the stacked values do", async () => {
+    const pipeline = await loadPipeline(SHIPPED_MODEL);
+    const opts = { classes: [2, 5], seeds: [0, 1], steps: 12, cfg: 3 };
+    // K = 1 (FORA N = 2) takes the direct form, K ≥ 3 the stacked one; the corrector reads one value more.
+    for (const spec of [
+      "fora:interval=2",
+      "taylorseer:interval=4,order=2",
+      "taylorseer:interval=3,order=1,corrector=foca",
+    ]) {
+      const policy = parseCacheSpec(spec);
+      const withoutReads: CachePolicy = {
+        ...policy,
+        createState: (ctx) => Object.assign(policy.createState(ctx), { readsAt: undefined }),
+      };
+      const projected = await pipeline.generate({ ...opts, cache: policy });
+      const [a] = projected.reports;
+      const stacked = await pipeline.generate({ ...opts, cache: withoutReads });
+      const [b] = stacked.reports;
+      assert.ok((a.sessionCalls["blocks0-11+projected"] ?? 0) > 0, spec);
+      assert.equal(b.sessionCalls["blocks0-11+projected"] ?? 0, 0, spec);
+      // Every read found its step's sum: no extra computes.
+      assert.deepEqual(
+        a.trace.map((t) => t.decisions),
+        b.trace.map((t) => t.decisions),
+        spec,
+      );
+      assert.ok(a.cachePeakBytes < b.cachePeakBytes / 2, `${spec}: ${a.cachePeakBytes} vs ${b.cachePeakBytes}`);
+      const diff = projected.samples.reduce((mx, v, i) => Math.max(mx, Math.abs(v - stacked.samples[i])), 0);
+      assert.ok(diff < 1e-4, `${spec}: max |Δ| ${diff}`);
+    }
     await pipeline.release();
   });
 });

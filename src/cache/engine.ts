@@ -7,7 +7,7 @@ import { Tensor as OrtTensor, type Tensor } from "onnxruntime-common";
 import { DittoError, GraphError } from "../errors.ts";
 import { observationSpec, sampleShape } from "../model/manifest.ts";
 import { planRange } from "../model/plan.ts";
-import { STACK_OUTPUT } from "../onnx/rewrite.ts";
+import { PROJECTED_OUTPUT, PROJECTION_GATES, STACK_OUTPUT } from "../onnx/rewrite.ts";
 import { switchNames } from "../onnx/switch.ts";
 import { ConditioningTable } from "../runtime/conditioning.ts";
 import type { DiT } from "../runtime/dit.ts";
@@ -94,6 +94,7 @@ export type EngineObserver = (event: EvaluationEvent) => void | Promise<void>;
 
 /** One network evaluation in progress. */
 interface StepWork {
+  call: ModelCall;
   store: TensorStore;
   view: StepView;
   state: PolicyState;
@@ -150,6 +151,9 @@ export class CacheEngine implements NetworkEvaluator {
   private readonly extraSegments = new Set<Segment>();
   /** How often each run of computed units was asked for, those given a session, and the parameters they hold. */
   private readonly groups = { requests: new Map<string, number>(), shapes: new Set<string>(), params: 0 };
+  /** Gate projections handed to policies (computeProjected): the later steps each one holds, in order. */
+  private readonly projections = new WeakMap<Tensor, number[]>();
+  private projectionForm?: "direct" | "stacked";
   private states = new Map<Pass, PolicyState>();
   private run?: ActiveRun;
   private table?: ConditioningTable;
@@ -175,7 +179,7 @@ export class CacheEngine implements NetworkEvaluator {
     const { atoms } = model.structure;
     this.sideOutputs = unitSegments.map((seg, i) => {
       const u = units[i];
-      const own = new Set([atoms[u.end - 1].streamOut, atoms[u.start].value, ...(u.taps ?? [])]);
+      const own = new Set([atoms[u.end - 1].streamOut, atoms[u.start].value, STACK_OUTPUT, ...(u.taps ?? [])]);
       return seg.plan.outputs.filter((t) => !own.has(t));
     });
     this.canSwitch = units.every(
@@ -260,6 +264,7 @@ export class CacheEngine implements NetworkEvaluator {
     const sideCache = run.sideCache.get(pass) ?? new Map<string, Tensor>();
     run.sideCache.set(pass, sideCache);
     const step: StepWork = {
+      call,
       store,
       view,
       state,
@@ -422,11 +427,14 @@ export class CacheEngine implements NetworkEvaluator {
 
   /** Runs one unit's session and hands its value to the policy. */
   private async compute(step: StepWork, u: number, letter: string): Promise<void> {
+    const kept = this.keeps(step, u);
+    if (kept && this.units[u].cache === "stacked" && (await this.computeProjected(step, u, letter))) return;
     await this.unitSegments[u].run(step.store);
-    this.afterCompute(step, u, letter, this.keeps(step, u));
+    this.afterCompute(step, u, letter, kept);
   }
 
   private keeps(step: StepWork, u: number): boolean {
+    if (step.state.readsAt?.(u, step.view).length === 0) return false;
     return step.state.keeps?.(u, step.view) ?? true;
   }
 
@@ -482,12 +490,73 @@ export class CacheEngine implements NetworkEvaluator {
       let end = u + 1;
       while (end < this.units.length && !approximations[end] && !alone(u) && !alone(end)) end++;
       await this.flush(step);
+      if (kept[u] && this.units[u].cache === "stacked" && (await this.computeProjected(step, u))) {
+        u = end;
+        continue;
+      }
       const group = await this.groupSegment(u, end, kept);
       if (group) await group.run(step.store);
       else for (let v = u; v < end; v++) await this.unitSegments[v].run(step.store);
       for (let v = u; v < end; v++) this.afterCompute(step, v, "C", kept[v]);
       u = end;
     }
+  }
+
+  /**
+   * Computes a kept stacked unit handing out, instead of its stacked values, their gated sum under the gates of each
+   * later step that will read them (PolicyState.readsAt; gates from the conditioning table). False, having run
+   * nothing, when the policy does not say which steps, or a step's gates are not tabled.
+   */
+  private async computeProjected(step: StepWork, u: number, letter = "C"): Promise<boolean> {
+    const steps = step.state.readsAt?.(u, step.view);
+    if (!steps?.length || !this.table) return false;
+    const unit = this.units[u];
+    const gates = this.model.structure.atoms.slice(unit.start, unit.end).map((a) => a.gate as string);
+    const { call, store, view } = step;
+    // [K, U, B, 1…, D]: each step's gates come out of the table as one buffer in `gates` order.
+    let stacked: Float32Array | undefined;
+    let dims: readonly number[] = [];
+    for (const [k, s] of steps.entries()) {
+      const rows = this.table.lookup(new Float64Array(call.time.length).fill(view.grid[s]), call.condition, gates);
+      if (!rows) return false;
+      const first = this.need(rows, gates[0]);
+      const data = first.data as Float32Array;
+      const perStep = data.length * gates.length;
+      stacked ??= new Float32Array(steps.length * perStep);
+      dims = first.dims;
+      stacked.set(new Float32Array(data.buffer, data.byteOffset, perStep), k * perStep);
+    }
+    store.set(
+      PROJECTION_GATES,
+      new OrtTensor("float32", stacked as Float32Array, [steps.length, gates.length, ...dims]),
+    );
+    // One session per engine: the form suits the number of steps it first serves (rewrite.ts says why).
+    this.projectionForm ??= steps.length <= 2 ? "direct" : "stacked";
+    const segment = await this.model.projectedRange(unit.start, unit.end, this.projectionForm);
+    this.track(segment);
+    await segment.run(store);
+    const projected = this.need(store, PROJECTED_OUTPUT);
+    this.projections.set(projected, steps);
+    this.afterCompute(step, u, letter, true, projected);
+    return true;
+  }
+
+  /**
+   * A stacked unit's approximation over gate projections, as the terms this step adds to the stream (ungated: the
+   * gates are in them); undefined when it holds none, "missing" when one does not cover this step.
+   */
+  private projectedTerms(step: StepWork, a: Approximation): Approximation | "missing" | undefined {
+    if (!a.terms.some((t) => this.projections.has(t.tensor))) return undefined;
+    const terms: Approximation["terms"] = [];
+    for (const { tensor, coef } of a.terms) {
+      const index = this.projections.get(tensor)?.indexOf(step.view.step) ?? -1;
+      if (index < 0) return "missing";
+      const data = tensor.data as Float32Array;
+      const size = data.length / (tensor.dims[0] as number);
+      const row = new OrtTensor("float32", data.subarray(index * size, (index + 1) * size), tensor.dims.slice(1));
+      terms.push({ tensor: row, coef });
+    }
+    return { terms };
   }
 
   /**
@@ -502,8 +571,11 @@ export class CacheEngine implements NetworkEvaluator {
     if (!last || last.unit !== this.units.length - 1) return false;
     const stacked = pending.findIndex((p) => this.units[p.unit].cache === "stacked");
     if (stacked >= 0 && pending.length > 1) return false;
-    const piece =
-      stacked === 0
+    const projected = stacked === 0 ? this.projectedTerms(step, last.approximation) : undefined;
+    if (projected === "missing") return false;
+    const piece = projected
+      ? accumulatePiece([{ approximation: projected }])
+      : stacked === 0
         ? stackedPiece(this.gatesOf(step, last.unit), last.approximation)
         : accumulatePiece(pending.map((p) => ({ approximation: p.approximation, gate: this.gateOf(step, p.unit) })));
     const rename = (name: string) => `ditto_tail_${name}`;
@@ -650,11 +722,13 @@ export class CacheEngine implements NetworkEvaluator {
     const run = this.run as ActiveRun;
     const unit = this.units[p.unit];
     const { atoms } = this.model.structure;
-    const out = await this.accumulator.runStacked(
-      this.need(step.store, atoms[unit.start].streamIn),
-      this.gatesOf(step, p.unit),
-      p.approximation,
-    );
+    const h = this.need(step.store, atoms[unit.start].streamIn);
+    const projected = this.projectedTerms(step, p.approximation);
+    // A projection made for other steps cannot serve this one: the unit is computed instead.
+    if (projected === "missing") return this.compute(step, p.unit, "C");
+    const out = projected
+      ? await this.accumulator.run(h, [{ approximation: projected }])
+      : await this.accumulator.runStacked(h, this.gatesOf(step, p.unit), p.approximation);
     if (isAllFinite(out)) {
       step.store.set(atoms[unit.end - 1].streamOut, out);
       this.markSkipped(step, p.unit, DECISION_LETTER[p.decision]);

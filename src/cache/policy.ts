@@ -105,6 +105,13 @@ export interface PolicyState {
    * engine then runs the unit in a session that hands nothing out and does not call `update` for it.
    */
   keeps?(unit: number, view: StepView): boolean;
+  /**
+   * The later steps whose `approximate` will read the value this unit computes now, when the policy knows them in
+   * advance (a superset is fine). For a stacked unit the engine then hands out, instead of every branch's value,
+   * one gated sum per such step under that step's gates, far less to copy and to read back; the policy stores and
+   * combines what `update` gives it as it would the stacked values. A read at a step not listed computes the unit.
+   */
+  readsAt?(unit: number, view: StepView): number[];
   /** A computed unit's value, for the units the policy keeps. */
   update(unit: number, computed: ComputedUnit, view: StepView): void;
   /** The value to use for a unit that is not computed; undefined when nothing is cached yet. */

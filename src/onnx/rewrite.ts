@@ -83,3 +83,63 @@ export function spliceBetween(
   }
   graph.output = graph.output.filter((o) => o.name !== from);
 }
+
+export const PROJECTED_OUTPUT = "ditto_projected_values";
+/** The gates of the later steps of a gate projection: [K, U, B, 1…, D], step-major (appendGateProjections). */
+export const PROJECTION_GATES = "ditto_projection_gates";
+
+/**
+ * Adds one output [K, B, T…, D] holding, for each of K later steps, the gated sum P_k = Σ_u g_{k,u} ⊙ V_u of the
+ * branch values computed now, from the input PROJECTION_GATES holding g_{k,u} (K is free). A later step that reuses or
+ * forecasts from these values needs Σ_u g_u ⊙ Σ_j c_j·V_{j,u} = Σ_j c_j·P_{j,k} (the sums commute), so it reads K/U
+ * of what the stacked values would hand out. Form "direct": one broadcast Mul per value and one Sum (each value read
+ * once, K rows written per value: for small K); "stacked": the stacked layout and one batched MatMul,
+ * G [B, D, K, U] × S [B, D, U, T'] (an extra pass to stack the values, then K/U of it written).
+ */
+export function appendGateProjections(
+  model: ModelProto,
+  values: string[],
+  rank: number,
+  form: "direct" | "stacked",
+): void {
+  const graph = graphOf(model);
+  const node = (opType: string, input: string[], output: string, attribute: object[] = []) => {
+    graph.node.push(onnx.NodeProto.create({ opType, input, output: [output], attribute }));
+    return output;
+  };
+  const ints = (name: string, data: number[]) => {
+    graph.initializer.push(onnx.TensorProto.create({ name, dims: [data.length], dataType: 7, int64Data: data }));
+    return name;
+  };
+  graph.input.push(onnx.ValueInfoProto.create({ name: PROJECTION_GATES, type: { tensorType: { elemType: 1 } } }));
+  if (form === "direct") {
+    const terms = values.map((v, i) => {
+      const index = `ditto_projection_index${i}`;
+      graph.initializer.push(onnx.TensorProto.create({ name: index, dims: [], dataType: 7, int64Data: [i] }));
+      const gate = node("Gather", [PROJECTION_GATES, index], `ditto_projection_gate${i}`, [
+        { name: "axis", type: 2, i: 1 },
+      ]); // [K, B, 1…, D]
+      return node("Mul", [gate, v], `ditto_projection_term${i}`); // [K, B, T…, D]
+    });
+    node("Sum", terms, PROJECTED_OUTPUT);
+  } else {
+    appendStackedValues(model, values, rank);
+    graph.output.pop(); // the stacked values stay inside the graph
+    const flat = node(
+      "Reshape",
+      [PROJECTION_GATES, ints("ditto_projection_kubd", [0, 0, 0, -1])],
+      "ditto_projection_g",
+    );
+    const gates = node("Transpose", [flat], "ditto_projection_G", [{ name: "perm", type: 7, ints: [2, 3, 0, 1] }]);
+    const sums = node("MatMul", [gates, STACK_OUTPUT], "ditto_projection_sums"); // [B, D, K, T']
+    const rows = node("Transpose", [sums], "ditto_projection_rows", [{ name: "perm", type: 7, ints: [2, 0, 3, 1] }]);
+    const shape = node(
+      "Concat",
+      [ints("ditto_projection_k", [-1]), node("Shape", [values[0]], "ditto_projection_value_shape")],
+      "ditto_projection_shape",
+      [{ name: "axis", type: 2, i: 0 }],
+    );
+    node("Reshape", [rows, shape], PROJECTED_OUTPUT); // [K, B, T', D] → [K, B, T…, D]
+  }
+  graph.output.push(onnx.ValueInfoProto.create({ name: PROJECTED_OUTPUT, type: { tensorType: { elemType: 1 } } }));
+}

@@ -63,8 +63,11 @@ export class ConditioningTable {
     return new ConditioningTable(manifest, rows, outputs);
   }
 
-  /** The conditioning tensors for one network call, or undefined when a (time, condition) pair is not tabled. */
-  lookup(time: Float64Array, condition?: Int32Array): Map<string, Tensor> | undefined {
+  /**
+   * The conditioning tensors for one network call (only `names`, when given), or undefined when a (time, condition)
+   * pair is not tabled.
+   */
+  lookup(time: Float64Array, condition?: Int32Array, names?: readonly string[]): Map<string, Tensor> | undefined {
     const hasCondition = this.manifest.inputs.condition !== undefined;
     const fill = defaultCondition(this.manifest);
     // Runs of call rows copied as one block: [first table row, first call row, count, repeat]. A run is either
@@ -84,7 +87,8 @@ export class ConditioningTable {
     // and one buffer instead of one each keeps the per-step host work and the garbage collector's load down.
     let bytes = 0;
     const offsets: number[] = [];
-    for (const t of this.outputs.values()) {
+    const wanted = names ? names.map((n) => [n, this.outputs.get(n) as Tensor] as const) : [...this.outputs];
+    for (const [, t] of wanted) {
       const data = t.data as Float32Array;
       const size = data.BYTES_PER_ELEMENT;
       bytes = Math.ceil(bytes / size) * size;
@@ -94,7 +98,7 @@ export class ConditioningTable {
     const buffer = new ArrayBuffer(bytes);
     const out = new Map<string, Tensor>();
     let k = 0;
-    for (const [name, t] of this.outputs) {
+    for (const [name, t] of wanted) {
       const data = t.data as Float32Array;
       const width = data.length / (t.dims[0] as number);
       const View = data.constructor as Float32ArrayConstructor;

@@ -14,7 +14,14 @@ import { fuseTanhGelu } from "../onnx/fuse-gelu.ts";
 import { GraphIndex } from "../onnx/graph.ts";
 import { type LoadedOnnx, loadOnnx } from "../onnx/load.ts";
 import { elementTypeOf, graphOf, type ModelProto, onnx } from "../onnx/proto.ts";
-import { appendStackedValues, STACK_OUTPUT, spliceBetween } from "../onnx/rewrite.ts";
+import {
+  appendGateProjections,
+  appendStackedValues,
+  PROJECTED_OUTPUT,
+  PROJECTION_GATES,
+  STACK_OUTPUT,
+  spliceBetween,
+} from "../onnx/rewrite.ts";
 import { switchBranches, switchNames } from "../onnx/switch.ts";
 import { platform } from "../platform.ts";
 import type { Backend, Session, SessionOptions } from "./backend.ts";
@@ -150,6 +157,30 @@ export class DiT {
           outputs: [...plan.outputs, STACK_OUTPUT],
           internal: values,
           rewrite: (m) => appendStackedValues(m, values, rank),
+        };
+      },
+    });
+  }
+
+  /**
+   * Atoms [start, end) as one session that also outputs, for K later steps, the gated sum of every atom's pre-gate
+   * value under that step's gates (input PROJECTION_GATES [K, U, B, 1…, D], output PROJECTED_OUTPUT [K, B, T…, D]):
+   * what those steps add to the stream when they reuse or forecast from this step's values (onnx/rewrite.ts,
+   * appendGateProjections, which says when each form pays). Needs every atom gated (see `canStack`).
+   */
+  projectedRange(start: number, end: number, form: "direct" | "stacked"): Promise<Segment> {
+    return this.segment(`projected:${start}:${end}:${form}`, () => planRange(this.graph, this.structure, start, end), {
+      runsAlone: this.spansStack(start, end),
+      variant: (plan) => {
+        const values = this.structure.atoms.slice(start, end).map((a) => a.value);
+        const rank = this.dims.get(values[0])?.length ?? 3;
+        return {
+          id: `gate-projections:${rank}:${form}`,
+          name: `${plan.name}+projected`,
+          inputs: [PROJECTION_GATES],
+          outputs: [...plan.outputs, PROJECTED_OUTPUT],
+          internal: values,
+          rewrite: (m) => appendGateProjections(m, values, rank, form),
         };
       },
     });

@@ -198,6 +198,21 @@ export class TaylorState implements PolicyState {
     return false;
   }
 
+  /**
+   * A value stays in the history until as many newer full steps as a forecast combines (order + 1 values; one more
+   * with the corrector, whose error row spans one more): the skipped steps of that many intervals read it.
+   */
+  readsAt(_unit: number, view: StepView): number[] {
+    const intervals = this.opts.order + 1 + (this.opts.corrector === "foca" ? 1 : 0);
+    const steps: number[] = [];
+    let fullSteps = 0;
+    for (let s = view.step + 1; s < view.steps && fullSteps < intervals; s++) {
+      if (isFullStep(s, this.opts.interval, this.opts.warmup)) fullSteps++;
+      else steps.push(s);
+    }
+    return steps;
+  }
+
   update(unit: number, computed: ComputedUnit, view: StepView): void {
     this.record(unit, computed.value(), this.position(view), view.step);
   }
@@ -237,7 +252,10 @@ export class TaylorState implements PolicyState {
     if (old.factors.length !== factorCount) return undefined;
     const weights = this.weightsOver(old, x - old.positions[0], false);
     const nodes = old.positions.slice(0, factorCount);
-    return { row: [1, ...weights.map((w) => -w)], nodes, at: x };
+    const row = [1, ...weights.map((w) => -w)];
+    // Values beyond the old factors' reach weigh 0: dropping them keeps the history from growing by one per step.
+    while (row.length > 1 && row[row.length - 1] === 0) row.pop();
+    return { row, nodes, at: x };
   }
 
   /** Number of factors D_0 … D_n held for a unit (for tests and traces). */

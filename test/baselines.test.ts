@@ -66,6 +66,12 @@ describe("TeaCache", () => {
       cache: `teacache:calibration=${path}`,
     });
     assert.ok(ok.samples.every(Number.isFinite));
+    // Each step reads block 0's modulated input before it decides: the patch embed runs inside that tap's session.
+    const calls = Object.entries(ok.reports[0].sessionCalls).filter(([, n]) => n > 0);
+    assert.deepEqual(
+      calls.filter(([name]) => name === "patch" || name.startsWith("tap(")).map(([name, n]) => [name.split(",")[0], n]),
+      [["tap(/Add_output_0", 8]],
+    );
     await assertRejectsWith(
       () => pipeline.generate({ classes: [1], seeds: [0], steps: 9, cfg: 3, cache: `teacache:calibration=${path}` }),
       "ARTIFACT_MISMATCH",

@@ -6,7 +6,7 @@
 import { Tensor as OrtTensor, type Tensor } from "onnxruntime-common";
 import { DittoError, GraphError } from "../errors.ts";
 import { observationSpec, sampleShape } from "../model/manifest.ts";
-import { planRange } from "../model/plan.ts";
+import { planPatch, planRange } from "../model/plan.ts";
 import { PROJECTED_OUTPUT, PROJECTION_GATES, STACK_OUTPUT } from "../onnx/rewrite.ts";
 import { switchNames } from "../onnx/switch.ts";
 import { ConditioningTable } from "../runtime/conditioning.ts";
@@ -91,6 +91,9 @@ export interface EvaluationEvent {
 
 /** Called after every network evaluation (profilers and calibration record from here). */
 export type EngineObserver = (event: EvaluationEvent) => void | Promise<void>;
+
+/** Runs the patch embed if it has not run yet this step, with `withTap`, a tensor of block 0, in the same session. */
+type PatchRunner = (withTap?: string) => Promise<void>;
 
 /** One network evaluation in progress. */
 interface StepWork {
@@ -254,10 +257,14 @@ export class CacheEngine implements NetworkEvaluator {
     // inside its one session instead.
     let patched = !this.placeConditioning(store, call);
     if (patched) await this.embed.run(store);
-    const ready = async () => {
+    const ready = async (withTap?: string) => {
       if (patched) return;
       patched = true;
-      await (this.split as NonNullable<typeof this.split>).patch.run(store);
+      if (withTap) {
+        const segment = await this.patchWithTap(withTap);
+        this.track(segment);
+        await segment.run(store);
+      } else await (this.split as NonNullable<typeof this.split>).patch.run(store);
     };
     const view = this.view(ctx, store, ready);
     await state.beginStep?.(view);
@@ -287,7 +294,7 @@ export class CacheEngine implements NetworkEvaluator {
   }
 
   /** Runs the units and the head; `ready` runs the patch embed, which has not run yet when `patchPending`. */
-  private async runUnits(step: StepWork, ready: () => Promise<void>, patchPending: boolean): Promise<void> {
+  private async runUnits(step: StepWork, ready: PatchRunner, patchPending: boolean): Promise<void> {
     const { state, view } = step;
     const plan = state.plan?.(view);
     if (!plan) {
@@ -756,7 +763,7 @@ export class CacheEngine implements NetworkEvaluator {
     return state;
   }
 
-  private view(ctx: StepContext, store: TensorStore, ready: () => Promise<void>): StepView {
+  private view(ctx: StepContext, store: TensorStore, ready: PatchRunner): StepView {
     const taps = new Map<TapName, Promise<Tensor>>();
     return {
       step: ctx.step,
@@ -774,9 +781,8 @@ export class CacheEngine implements NetworkEvaluator {
     };
   }
 
-  private async computeTap(name: TapName, store: TensorStore, ready: () => Promise<void>): Promise<Tensor> {
+  private async computeTap(name: TapName, store: TensorStore, ready: PatchRunner): Promise<Tensor> {
     if (name === "input") return this.need(store, this.model.manifest.inputs.sample.name);
-    await ready();
     const { graph, structure } = this.model;
     const target = structure.atoms[0].modulatedInput;
     if (name !== "block0-modulated" || !target) {
@@ -785,9 +791,20 @@ export class CacheEngine implements NetworkEvaluator {
         `this model exposes no '${name}' signal (no matmul found in block 0's first branch)`,
       );
     }
-    const segment = await this.model.tap(planRange(graph, structure, 0, 1).inputs, [target]);
-    await segment.run(store);
+    await ready(target);
+    if (!store.has(target)) await (await this.model.tap(planRange(graph, structure, 0, 1).inputs, [target])).run(store);
     return this.need(store, target);
+  }
+
+  /**
+   * The patch embed and a tensor of block 0 as one session: a step that reads block 0's modulated input before it
+   * decides (TeaCache, MagCache's probe) then runs one session before the decision instead of two.
+   */
+  private patchWithTap(target: string): Promise<Segment> {
+    const { graph, structure } = this.model;
+    const h0 = structure.atoms[0].streamIn;
+    const block0 = planRange(graph, structure, 0, 1).inputs.filter((n) => n !== h0);
+    return this.model.tap([...new Set([...planPatch(graph, structure).inputs, ...block0])], [h0, target]);
   }
 
   private need(store: Map<string, Tensor>, name: string): Tensor {

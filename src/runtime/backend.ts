@@ -7,7 +7,10 @@ import type { Tensor } from "onnxruntime-common";
 export type GraphOptimization = "disabled" | "basic" | "extended" | "all";
 
 export interface SessionOptions {
-  /** Threads inside one operator (default: every core Node may use, `os.availableParallelism()`). */
+  /**
+   * Threads inside one operator (default: every core Node may use, `os.availableParallelism()`). A DiT's light
+   * sessions (patch embed, head, taps) run on one whatever this says (runtime/dit.ts, LIGHT_SESSION_SHARE).
+   */
   intraOpThreads?: number;
   interOpThreads?: number;
   graphOptimization?: GraphOptimization;

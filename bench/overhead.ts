@@ -1,7 +1,10 @@
 /**
- * `npm run bench:overhead`: what splitting the model into per-block sessions costs. Median ratio of the block-split
- * uncached forward time to one whole-model session, over interleaved repeated runs, at batch 1 and batch 16.
- * Last line: {"ratioBatch1": …, "ratioBatch16": …}.
+ * `npm run bench:overhead`: what splitting the model into sessions costs. First the median ratio of the block-split
+ * uncached forward time to one whole-model session, over interleaved repeated runs, at batch 1 and batch 16; then
+ * the per-unit tax of policies that compute every unit (`fbcache:threshold=0`, `fora:interval=1`, an all-compute
+ * table) against uncached on the shipped model and two small graphs (bench/unit-tax-measure.ts; env REPEATS_TAX,
+ * default 5, STEPS, THREADS as bench:unit-tax's REPEATS, STEPS, THREADS).
+ * Last line: {"ratioBatch1": …, "ratioBatch16": …, "policies": {"<model>": {"batch1": {"<policy>": ratio, …}, …}}}.
  */
 import { Tensor } from "onnxruntime-common";
 import { relaunchWithMallocTuning } from "../bin/malloc-tuning.js";
@@ -10,6 +13,7 @@ import { requireImage } from "../src/model/manifest.ts";
 import { loadDiT } from "../src/runtime/dit.ts";
 import { feedsFor } from "../src/runtime/model-inputs.ts";
 import type { TensorStore } from "../src/runtime/segment.ts";
+import { defaultTaxModels, measureUnitTax } from "./unit-tax-measure.ts";
 
 // The same malloc tuning as the ditto command (bin/malloc-tuning.js).
 relaunchWithMallocTuning();
@@ -52,4 +56,12 @@ for (const batch of [1, 16]) {
     `batch ${batch}: whole-model ${median(times).toFixed(2)} ms per forward; block-split ÷ whole = ${median(ratios).toFixed(3)} (median of ${repeats})`,
   );
 }
-console.log(JSON.stringify(result));
+await whole.release();
+await model.release();
+console.log("\n# Policies that compute every unit, against uncached (uncached ÷ policy; 1 = no tax)");
+const policies = await measureUnitTax(defaultTaxModels(), {
+  repeats: Number(process.env.REPEATS_TAX ?? 5),
+  steps: Number(process.env.STEPS ?? 10),
+  threads: Number(process.env.THREADS ?? 1),
+});
+console.log(JSON.stringify({ ...result, policies }));

@@ -798,7 +798,7 @@ export class CacheEngine implements NetworkEvaluator {
 
   /**
    * The patch embed and a tensor of block 0 as one session: a step that reads block 0's modulated input before it
-   * decides (TeaCache, MagCache's probe) then runs one session before the decision instead of two.
+   * decides (TeaCache) then runs one session before the decision instead of two.
    */
   private patchWithTap(target: string): Promise<Segment> {
     const { graph, structure } = this.model;

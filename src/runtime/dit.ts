@@ -68,8 +68,9 @@ interface CutGraph {
 const PROBE_BATCH = 3;
 /**
  * Sessions doing less than this share of a step's matrix FLOPs (patch embed, head, taps, a skipped step's
- * accumulate) run on one thread: waking a pool for about a millisecond of work costs more than it saves (batch 12,
- * per call: patch embed 1.15 → 0.61 ms, head with accumulate 0.82 → 0.48 ms; a block session does 4–8 % of a step).
+ * accumulate) run on one thread: waking a pool for about a millisecond of work costs more than it saves (network
+ * batch 12, per call, 2 threads → 1: patch embed 1.15 → 0.61 ms, head with accumulate 0.82 → 0.48 ms). A block's
+ * session does 4–8 % of a step.
  */
 const LIGHT_SESSION_SHARE = 0.01;
 

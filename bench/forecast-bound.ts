@@ -12,12 +12,12 @@ import { Tensor } from "onnxruntime-common";
 import { median } from "../src/bench/harness.ts";
 import { Accumulator } from "../src/cache/accumulate.ts";
 import { fullSteps } from "../src/cache/policies/taylorseer.ts";
-import { classCondition, requireImage } from "../src/model/manifest.ts";
+import { classCondition } from "../src/model/manifest.ts";
 import { STACK_OUTPUT } from "../src/onnx/rewrite.ts";
 import { ConditioningTable } from "../src/runtime/conditioning.ts";
 import { loadDiT } from "../src/runtime/dit.ts";
-import { feedsFor } from "../src/runtime/model-inputs.ts";
 import type { Segment, TensorStore } from "../src/runtime/segment.ts";
+import { syntheticFeeds } from "./synthetic-feeds.ts";
 
 const repeats = Number(process.env.REPEATS ?? 30);
 const steps = 50;
@@ -39,18 +39,9 @@ const values = await model.range(
   atoms.length,
   atoms.map((a) => a.value),
 );
-const { channels: c, height: h, width: w } = requireImage(model.manifest, "this benchmark");
 const nullClass = classCondition(model.manifest)?.nullClass ?? 0;
 const classes = Int32Array.from({ length: batch }, (_, i) => (i < samples ? i % 10 : nullClass));
-const feeds = feedsFor(model.manifest, {
-  sample: new Tensor(
-    "float32",
-    new Float32Array(batch * c * h * w).map((_, i) => Math.sin(i)),
-    [batch, c, h, w],
-  ),
-  time: new Float64Array(batch).fill(0.5),
-  condition: classes,
-});
+const feeds = syntheticFeeds(model.manifest, classes);
 const base: TensorStore = new Map(Object.entries(feeds));
 await (await model.embed()).run(base);
 await plain.run(base); // the head's input

@@ -6,13 +6,11 @@
  * default 5, STEPS, THREADS as bench:unit-tax's REPEATS, STEPS, THREADS).
  * Last line: {"ratioBatch1": …, "ratioBatch16": …, "policies": {"<model>": {"batch1": {"<policy>": ratio, …}, …}}}.
  */
-import { Tensor } from "onnxruntime-common";
 import { relaunchWithMallocTuning } from "../bin/malloc-tuning.js";
 import { median } from "../src/bench/harness.ts";
-import { requireImage } from "../src/model/manifest.ts";
 import { loadDiT } from "../src/runtime/dit.ts";
-import { feedsFor } from "../src/runtime/model-inputs.ts";
 import type { TensorStore } from "../src/runtime/segment.ts";
+import { syntheticFeeds } from "./synthetic-feeds.ts";
 import { defaultTaxModels, measureUnitTax } from "./unit-tax-measure.ts";
 
 // The same malloc tuning as the ditto command (bin/malloc-tuning.js).
@@ -24,15 +22,12 @@ const blocks = await Promise.all(
   model.structure.blocks.map((b) => model.range(b.atoms[0], (b.atoms.at(-1) as number) + 1)),
 );
 const segments = [await model.embed(), ...blocks, await model.head()];
-const { channels: c, height: h, width: w } = requireImage(model.manifest, "this benchmark");
 const result: Record<string, number> = {};
 for (const batch of [1, 16]) {
-  const x = new Float32Array(batch * c * h * w).map((_, i) => Math.sin(i));
-  const feeds = feedsFor(model.manifest, {
-    sample: new Tensor("float32", x, [batch, c, h, w]),
-    time: new Float64Array(batch).fill(0.5),
-    condition: new Int32Array(batch).map((_, i) => i % 10),
-  });
+  const feeds = syntheticFeeds(
+    model.manifest,
+    new Int32Array(batch).map((_, i) => i % 10),
+  );
   const split = async () => {
     const store: TensorStore = new Map(Object.entries(feeds));
     for (const s of segments) await s.run(store);

@@ -5,16 +5,15 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Tensor } from "onnxruntime-common";
 import { median } from "../src/bench/harness.ts";
 import { tablePolicy } from "../src/cache/policies/schedule.ts";
 import type { CachePolicy } from "../src/cache/policy.ts";
 import { parseCacheSpec } from "../src/cache/registry.ts";
 import { classCondition, DEFAULT_MODEL_DIR, requireImage } from "../src/model/manifest.ts";
 import { loadPipeline, type Pipeline } from "../src/pipeline.ts";
-import { feedsFor } from "../src/runtime/model-inputs.ts";
 import type { Segment, TensorStore } from "../src/runtime/segment.ts";
 import { writeSmallModels } from "./small-models.ts";
+import { syntheticFeeds } from "./synthetic-feeds.ts";
 
 export type UnitTaxSummary = Record<string, Record<string, Record<string, number>>>;
 
@@ -128,16 +127,11 @@ async function forwardBreakdown(pipeline: Pipeline, batch: number, repeats: numb
     ...blocks.map((s, i): [string, Segment] => [`block ${i}`, s]),
     ["head", await model.head()],
   ];
-  const { channels: c, height: h, width: w } = requireImage(model.manifest, "unit-tax");
-  const feeds = feedsFor(model.manifest, {
-    sample: new Tensor(
-      "float32",
-      new Float32Array(batch * c * h * w).map((_, i) => Math.sin(i)),
-      [batch, c, h, w],
-    ),
-    time: new Float64Array(batch).fill(0.5),
-    condition: new Int32Array(batch).map((_, i) => i % (classCondition(model.manifest)?.numClasses ?? 1)),
-  });
+  const classes = classCondition(model.manifest)?.numClasses ?? 1;
+  const feeds = syntheticFeeds(
+    model.manifest,
+    new Int32Array(batch).map((_, i) => i % classes),
+  );
   const split = async (store: TensorStore = new Map(Object.entries(feeds))) => {
     for (const [, s] of segments) await s.run(store);
     return store;

@@ -6,6 +6,7 @@ import { Tensor } from "onnxruntime-common";
 import { FirstBlockState } from "../src/cache/policies/fbcache.ts";
 import { rescaler, TeaCacheState } from "../src/cache/policies/teacache.ts";
 import type { StepView } from "../src/cache/policy.ts";
+import { relativeL1 } from "../src/cache/signals.ts";
 import { loadPipeline } from "../src/pipeline.ts";
 import { polyfit, profileTeaCache } from "../src/profiling/teacache.ts";
 import { assertRejectsWith, SHIPPED_MODEL, tempDir } from "./helpers.ts";
@@ -20,6 +21,13 @@ const view = (step: number, steps = 10): StepView => ({
 });
 
 describe("TeaCache", () => {
+  it("measures the relative L1 change on odd and even lengths, Infinity against zeros", () => {
+    // |1−2| + |−2−(−1)| + |3−3| = 2 over |2| + |−1| + |3| = 6; the even prefix drops the last pair.
+    assert.ok(Math.abs(relativeL1(t([1, -2, 3]), t([2, -1, 3])) - 2 / 6) < 1e-12);
+    assert.ok(Math.abs(relativeL1(t([1, -2]), t([2, -1])) - 2 / 3) < 1e-12);
+    assert.equal(relativeL1(t([1, 2, 3]), t([0, 0, 0])), Number.POSITIVE_INFINITY);
+  });
+
   it("accumulates the rescaled change and skips while it stays under δ (hand-computed decisions)", () => {
     const state = new TeaCacheState(0.25, rescaler([1, 0]), 1, true);
     const decisions = [state.decideFromChange(0, 8, Number.POSITIVE_INFINITY)];

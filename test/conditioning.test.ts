@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Tensor } from "onnxruntime-common";
-import { ConditioningTable } from "../src/runtime/conditioning.ts";
+import { ConditionedStore, ConditioningTable } from "../src/runtime/conditioning.ts";
 import { loadDiT } from "../src/runtime/dit.ts";
 import { feedsFor } from "../src/runtime/model-inputs.ts";
 import type { TensorStore } from "../src/runtime/segment.ts";
@@ -39,6 +39,14 @@ describe("precomputed conditioning on the shipped model", () => {
       assert.deepEqual(t.dims, (store.get(name) as Tensor).dims, name);
       assertBitIdentical(t.data as Float32Array, (store.get(name) as Tensor).data as Float32Array, name);
     }
+    // Gathered one tensor at a time when a session reads it (the engine's store): the same tensors, nothing else.
+    const lazy = new ConditionedStore([], table.gatherer(time, condition) as (name: string) => Tensor | undefined);
+    for (const [name, t] of rows) {
+      assert.ok(lazy.has(name), name);
+      assertBitIdentical((lazy.get(name) as Tensor).data as Float32Array, t.data as Float32Array, name);
+    }
+    assert.equal(lazy.get("not a conditioning tensor"), undefined);
+    assert.equal(table.gatherer(time, Int32Array.from([7, 3, 10, 10, 2])), undefined, "a class not in the table");
     // A row repeated (the unconditional half of a CFG batch) between other rows: each call row is its table row.
     const repeated = Int32Array.from([3, 10, 10, 10, 10, 10, 10, 10, 7, 7, 7]);
     const many = table.lookup(new Float64Array(repeated.length).fill(times[13]), repeated);

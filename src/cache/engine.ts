@@ -9,7 +9,7 @@ import { observationSpec, sampleShape } from "../model/manifest.ts";
 import { planPatch, planRange } from "../model/plan.ts";
 import { PROJECTED_OUTPUT, PROJECTION_GATES, STACK_OUTPUT } from "../onnx/rewrite.ts";
 import { switchNames } from "../onnx/switch.ts";
-import { ConditioningTable } from "../runtime/conditioning.ts";
+import { ConditionedStore, ConditioningTable } from "../runtime/conditioning.ts";
 import type { DiT } from "../runtime/dit.ts";
 import { feedsFor, type ModelCall } from "../runtime/model-inputs.ts";
 import type { Segment, TensorStore } from "../runtime/segment.ts";
@@ -252,10 +252,12 @@ export class CacheEngine implements NetworkEvaluator {
     const run = this.run;
     if (!run) throw new Error("evaluate() called outside generate()");
     const state = this.stateFor(pass);
-    const store: TensorStore = new Map(Object.entries(feedsFor(this.model.manifest, call)));
-    // With the conditioning tabled, the patch embed runs when first needed: a step that computes no unit runs it
-    // inside its one session instead.
-    let patched = !this.placeConditioning(store, call);
+    const feeds = Object.entries(feedsFor(this.model.manifest, call));
+    // With the conditioning tabled, each tensor is gathered when a session first reads it, and the patch embed runs
+    // when first needed: a step that computes no unit runs it inside its one session instead.
+    const gather = this.split && this.table?.gatherer(call.time, call.condition);
+    const store: TensorStore = gather ? new ConditionedStore(feeds, gather) : new Map(feeds);
+    let patched = !gather;
     if (patched) await this.embed.run(store);
     const ready = async (withTap?: string) => {
       if (patched) return;
@@ -422,14 +424,6 @@ export class CacheEngine implements NetworkEvaluator {
     LAST_TABLE.set(this.model, { key, table });
     table.catch(() => LAST_TABLE.delete(this.model));
     return table;
-  }
-
-  /** Puts this call's conditioning rows from the table into the store; false when the whole embed must run. */
-  private placeConditioning(store: TensorStore, call: ModelCall): boolean {
-    const rows = this.table?.lookup(call.time, call.condition);
-    if (!rows || !this.split) return false;
-    for (const [name, t] of rows) store.set(name, t);
-    return true;
   }
 
   /** Runs one unit's session and hands its value to the policy. */

@@ -68,11 +68,47 @@ export class ConditioningTable {
    * pair is not tabled.
    */
   lookup(time: Float64Array, condition?: Int32Array, names?: readonly string[]): Map<string, Tensor> | undefined {
+    const runs = this.runsFor(time, condition);
+    if (!runs) return undefined;
+    // Every output of the call in one allocation: a step gathers dozens of small tensors (74 on the shipped model),
+    // and one buffer instead of one each keeps the per-step host work and the garbage collector's load down.
+    let bytes = 0;
+    const offsets: number[] = [];
+    const wanted = names ? names.map((n) => [n, this.outputs.get(n) as Tensor] as const) : [...this.outputs];
+    for (const [, t] of wanted) {
+      const size = (t.data as Float32Array).BYTES_PER_ELEMENT;
+      bytes = Math.ceil(bytes / size) * size;
+      offsets.push(bytes);
+      bytes += rowWidth(t) * time.length * size;
+    }
+    const buffer = new ArrayBuffer(bytes);
+    const out = new Map<string, Tensor>();
+    for (const [k, [name, t]] of wanted.entries()) out.set(name, gather(t, runs, time.length, buffer, offsets[k]));
+    return out;
+  }
+
+  /**
+   * One call's conditioning gathered tensor by tensor, when first asked for (undefined for a name the table does not
+   * hold); undefined when a (time, condition) pair is not tabled. A step that skips the stack reads a few of them
+   * (the patch embed's and the head's), not all.
+   */
+  gatherer(time: Float64Array, condition?: Int32Array): ((name: string) => Tensor | undefined) | undefined {
+    const runs = this.runsFor(time, condition);
+    if (!runs) return undefined;
+    return (name) => {
+      const t = this.outputs.get(name);
+      return t && gather(t, runs, time.length);
+    };
+  }
+
+  /**
+   * Runs of call rows copied as one block: [first table row, first call row, count, repeat]. A run is either
+   * consecutive table rows, or (repeat) one table row repeated, as the unconditional half of a CFG batch is.
+   */
+  private runsFor(time: Float64Array, condition?: Int32Array): Run[] | undefined {
     const hasCondition = this.manifest.inputs.condition !== undefined;
     const fill = defaultCondition(this.manifest);
-    // Runs of call rows copied as one block: [first table row, first call row, count, repeat]. A run is either
-    // consecutive table rows, or (repeat) one table row repeated, as the unconditional half of a CFG batch is.
-    const runs: [number, number, number, boolean][] = [];
+    const runs: Run[] = [];
     for (let i = 0; i < time.length; i++) {
       const r = this.rows.get(rowKey(time[i], hasCondition ? (condition?.[i] ?? fill) : 0));
       if (r === undefined) return undefined;
@@ -83,42 +119,57 @@ export class ConditioningTable {
         last[3] = true;
       } else runs.push([r, i, 1, false]);
     }
-    // Every output of the call in one allocation: a step gathers dozens of small tensors (74 on the shipped model),
-    // and one buffer instead of one each keeps the per-step host work and the garbage collector's load down.
-    let bytes = 0;
-    const offsets: number[] = [];
-    const wanted = names ? names.map((n) => [n, this.outputs.get(n) as Tensor] as const) : [...this.outputs];
-    for (const [, t] of wanted) {
-      const data = t.data as Float32Array;
-      const size = data.BYTES_PER_ELEMENT;
-      bytes = Math.ceil(bytes / size) * size;
-      offsets.push(bytes);
-      bytes += (data.length / (t.dims[0] as number)) * time.length * size;
-    }
-    const buffer = new ArrayBuffer(bytes);
-    const out = new Map<string, Tensor>();
-    let k = 0;
-    for (const [name, t] of wanted) {
-      const data = t.data as Float32Array;
-      const width = data.length / (t.dims[0] as number);
-      const View = data.constructor as Float32ArrayConstructor;
-      const gathered = new View(buffer, offsets[k++], time.length * width);
-      for (const [r, i, n, repeat] of runs) {
-        if (!repeat) {
-          gathered.set(data.subarray(r * width, (r + n) * width), i * width);
-          continue;
-        }
-        // One row, then doubled in place until the run is full.
-        gathered.set(data.subarray(r * width, (r + 1) * width), i * width);
-        for (let done = 1; done < n; done *= 2) {
-          const count = Math.min(done, n - done);
-          gathered.copyWithin((i + done) * width, i * width, (i + count) * width);
-        }
-      }
-      out.set(name, new Tensor(t.type as "float32", gathered, [time.length, ...t.dims.slice(1)]));
-    }
-    return out;
+    return runs;
   }
+}
+
+/** A step's tensor store that takes a conditioning tensor from the table when something first reads it. */
+export class ConditionedStore extends Map<string, Tensor> {
+  private readonly gather: (name: string) => Tensor | undefined;
+
+  constructor(entries: Iterable<readonly [string, Tensor]>, gather: (name: string) => Tensor | undefined) {
+    super(entries);
+    this.gather = gather;
+  }
+
+  override get(name: string): Tensor | undefined {
+    const held = super.get(name);
+    if (held !== undefined) return held;
+    const gathered = this.gather(name);
+    if (gathered !== undefined) super.set(name, gathered);
+    return gathered;
+  }
+
+  override has(name: string): boolean {
+    return this.get(name) !== undefined;
+  }
+}
+
+type Run = [tableRow: number, callRow: number, count: number, repeat: boolean];
+
+function rowWidth(t: Tensor): number {
+  return (t.data as Float32Array).length / (t.dims[0] as number);
+}
+
+/** The call's rows of one table output, in `buffer` at `offset` when given. */
+function gather(t: Tensor, runs: Run[], rows: number, buffer?: ArrayBuffer, offset = 0): Tensor {
+  const data = t.data as Float32Array;
+  const width = rowWidth(t);
+  const View = data.constructor as Float32ArrayConstructor;
+  const gathered = buffer ? new View(buffer, offset, rows * width) : new View(rows * width);
+  for (const [r, i, n, repeat] of runs) {
+    if (!repeat) {
+      gathered.set(data.subarray(r * width, (r + n) * width), i * width);
+      continue;
+    }
+    // One row, then doubled in place until the run is full.
+    gathered.set(data.subarray(r * width, (r + 1) * width), i * width);
+    for (let done = 1; done < n; done *= 2) {
+      const count = Math.min(done, n - done);
+      gathered.copyWithin((i + done) * width, i * width, (i + count) * width);
+    }
+  }
+  return new Tensor(t.type as "float32", gathered, [rows, ...t.dims.slice(1)]);
 }
 
 function rowKey(time: number, condition: number): string {

@@ -1,9 +1,9 @@
 /** The benchmark's smoke test: the table's structure and the identities, not speed. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { QUICK_SETTINGS, runBench } from "../src/bench/harness.ts";
+import { equalWindow, MAX_WINDOW_RUNS, QUICK_SETTINGS, runBench } from "../src/bench/harness.ts";
 import { benchJson, benchMarkdown, benchPlot } from "../src/bench/report.ts";
-import { loadPipeline } from "../src/pipeline.ts";
+import { type GenerationResult, loadPipeline } from "../src/pipeline.ts";
 import { SHIPPED_MODEL } from "./helpers.ts";
 
 describe("ditto bench --quick", () => {
@@ -47,5 +47,25 @@ describe("ditto bench --quick", () => {
     const png = await benchPlot(result);
     assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47], "a PNG");
     await pipeline.release();
+  });
+});
+
+describe("equalWindow", () => {
+  const runsOf = (ms: number) => {
+    let calls = 0;
+    const generate = async () => {
+      calls++;
+      return { wallMs: ms } as GenerationResult;
+    };
+    return { generate, calls: () => calls };
+  };
+  it("repeats a short run until it spans the window and returns the mean", async () => {
+    const r = runsOf(30);
+    const w = await equalWindow(100, r.generate);
+    assert.deepEqual([w.runs, w.meanMs, r.calls()], [4, 30, 4]);
+  });
+  it("runs once when one run already spans the window, and at most MAX_WINDOW_RUNS times", async () => {
+    assert.equal((await equalWindow(10, runsOf(50).generate)).runs, 1);
+    assert.equal((await equalWindow(1e9, runsOf(1).generate)).runs, MAX_WINDOW_RUNS);
   });
 });

@@ -31,7 +31,8 @@ export function benchMarkdown(result: BenchResult, command: string): string {
   const lines = [
     `Measured on ${s.date}, model ${s.model}, ${s.steps} ${sampler} steps, CFG ${s.cfg}; quality over ${s.samples} samples ` +
       `(seeds 0–${s.samples - 1}, classes cycling); timing: median of ${s.repeats} interleaved runs of ${s.timingSamples} ` +
-      `samples (range: min–max speedup over the repeats), uncached ${fmt(s.uncachedWallMs / 1000, 2)} s; ${judged}. ` +
+      `samples, each cached run repeated back to back to span its uncached partner's time (range: min–max speedup ` +
+      `over the repeats), uncached ${fmt(s.uncachedWallMs / 1000, 2)} s; ${judged}. ` +
       `Command: \`${command}\``,
     "",
     "| policy | speedup (measured) | ideal | measured ÷ ideal | speedup range | PSNR (dB) | SSIM | NLPD | FD | KID | accuracy | TFUP accuracy | feature dist. | cache MiB |",

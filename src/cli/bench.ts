@@ -21,9 +21,10 @@ import { Progress } from "./progress.ts";
 
 const HELP = `Usage: ditto bench [options]
 
-Speed (median and range of interleaved repeats; a warning when they disagree by over 15 %) and quality vs the
-uncached run: PSNR, SSIM and NLPD for any model; accuracy, FD, KID and TFUP only with the evaluation classifier
-the model's manifest names ("evaluation": {"classifier": DIR}), otherwise "n/a".
+Speed (median and range of interleaved repeats, each cached run repeated back to back to span the uncached run's
+time; a warning when repeats disagree by over 15 %) and quality vs the uncached run: PSNR, SSIM and NLPD for any
+model; accuracy, FD, KID and TFUP only with the evaluation classifier the model's manifest names
+("evaluation": {"classifier": DIR}), otherwise "n/a".
 
   --policies LIST    cache specs separated by ';' (repeatable), e.g. "none;fora:interval=3;taylorseer:interval=4,order=1"
   --sweep FILE.json  {"settings": {...}, "policies": [specs]} (bench/sweep.json)

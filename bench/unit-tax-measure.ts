@@ -5,7 +5,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { median } from "../src/bench/harness.ts";
+import { equalWindow, median } from "../src/bench/harness.ts";
 import { tablePolicy } from "../src/cache/policies/schedule.ts";
 import type { CachePolicy } from "../src/cache/policy.ts";
 import { parseCacheSpec } from "../src/cache/registry.ts";
@@ -14,6 +14,9 @@ import { loadPipeline, type Pipeline } from "../src/pipeline.ts";
 import type { Segment, TensorStore } from "../src/runtime/segment.ts";
 import { writeSmallModels } from "./small-models.ts";
 import { syntheticFeeds } from "./synthetic-feeds.ts";
+
+/** Shortest stretch one timing covers (runs repeated back to back until it is filled). */
+const TIMING_WINDOW_MS = 300;
 
 export type UnitTaxSummary = Record<string, Record<string, Record<string, number>>>;
 
@@ -68,10 +71,17 @@ export async function measureUnitTax(
         // Rotate the order each repeat so no policy always runs first (or after the same neighbour).
         for (let k = 0; k < labels.length; k++) {
           const label = labels[(k + r) % labels.length];
+          // Each timing is the mean over back-to-back runs filling TIMING_WINDOW_MS: on the small graphs one run
+          // of 10 steps lasts a few milliseconds, too short to time against a shared machine's load.
           const before = process.cpuUsage();
-          times[label].push((await pipeline.generate({ ...request, cache: policies[label] })).wallMs);
+          const w = await equalWindow(
+            TIMING_WINDOW_MS,
+            () => pipeline.generate({ ...request, cache: policies[label] }),
+            1000,
+          );
           const used = process.cpuUsage(before);
-          cpu[label].push((used.user + used.system) / 1000);
+          times[label].push(w.meanMs);
+          cpu[label].push((used.user + used.system) / 1000 / w.runs);
         }
       }
       const forward = await forwardBreakdown(pipeline, batch, repeats);

@@ -2,8 +2,9 @@
  * `npm run bench:unit-tax [MODEL_DIR …]`: the per-unit tax (issue 14, part 4). A policy that computes every unit
  * should cost what the uncached run costs; this measures, per model and network batch (1 and 16):
  * - generation time of `fbcache:threshold=0`, `fora:interval=1` and an all-compute schedule table against
- *   uncached (`none`), as uncached ÷ policy (1 = no tax), median and range of interleaved repeats (order rotated),
- *   both in wall time and in this process's CPU time (user + system). With one ONNX Runtime thread the CPU time
+ *   uncached (`none`), as uncached ÷ policy (1 = no tax), median and range of interleaved repeats (order rotated;
+ *   each repeat the mean of back-to-back runs filling 300 ms, so a few-millisecond run on a small graph is not
+ *   timed alone), both in wall time and in this process's CPU time (user + system). With one ONNX Runtime thread the CPU time
  *   counts the work done and hardly the waiting, so on a shared machine it is the steadier of the two;
  * - session calls per step of each (from the engine's report);
  * - where one forward's time goes: the whole model as one session, the block-split chain (embed, blocks, head),

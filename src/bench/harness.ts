@@ -333,13 +333,14 @@ function rescale(data: Float32Array, from: [number, number], to: [number, number
 export const MAX_WINDOW_RUNS = 20;
 
 /**
- * Runs `generate` back to back until the runs together last at least `windowMs` (at most MAX_WINDOW_RUNS runs) and
+ * Runs `generate` back to back until the runs together last at least `windowMs` (at most `maxRuns` runs) and
  * returns their mean wall time: the cached side of a timing pair then spans the same stretch of the host's load as
  * the uncached side, as a benchmark library repeats a short case up to a minimum time.
  */
 export async function equalWindow(
   windowMs: number,
   generate: () => Promise<GenerationResult>,
+  maxRuns = MAX_WINDOW_RUNS,
 ): Promise<{ meanMs: number; runs: number; last: GenerationResult }> {
   let total = 0;
   let runs = 0;
@@ -348,7 +349,7 @@ export async function equalWindow(
     last = await generate();
     total += last.wallMs;
     runs++;
-  } while (total < windowMs && runs < MAX_WINDOW_RUNS);
+  } while (total < windowMs && runs < maxRuns);
   return { meanMs: total / runs, runs, last };
 }
 

@@ -5,8 +5,6 @@
  * block's two branch outputs before their gates; the steps between add them with the current gates). Parity of one
  * forward pass is checked to 1e-4 before timing. Repeats are interleaved (PyTorch and Ditto alternate, the order
  * flipping every repeat) and medians are reported, with the load average, since a shared machine skews both.
- * After each size, the GEMM floor (gemmFloor): the generation's matrix products timed alone in each runtime, which
- * says how low Ditto ÷ PyTorch can go on this CPU at all.
  *
  *   npm run bench:peer -- [--samples 10,20] [--repeats 5] [--steps 50] [--cfg 3] [--threads N] [--python PATH]
  *
@@ -25,10 +23,9 @@ import { median } from "../src/bench/harness.ts";
 import { fora } from "../src/cache/policies/taylorseer.ts";
 import type { CachePolicy } from "../src/cache/policy.ts";
 import { classCondition } from "../src/model/manifest.ts";
-import { graphOf, onnx, type TensorProto, toNumber } from "../src/onnx/proto.ts";
+import { graphOf, type TensorProto, toNumber } from "../src/onnx/proto.ts";
 import { loadPipeline, type Pipeline } from "../src/pipeline.ts";
 import { feedsFor } from "../src/runtime/model-inputs.ts";
-import { nodeBackend } from "../src/runtime/node-backend.ts";
 import { batchNoise } from "../src/sampling/noise.ts";
 import { createSampler } from "../src/sampling/samplers.ts";
 
@@ -102,7 +99,6 @@ const settings: { name: string; interval: number; policy: () => CachePolicy | un
   { name: "FORA N=4", interval: 4, policy: () => fora({ interval: 4 }) },
 ];
 const rows: Record<string, unknown>[] = [];
-const floors: GemmFloor[] = [];
 for (const n of sizes) {
   const seeds = Array.from({ length: n }, (_, i) => i);
   const classes = seeds.map((i) => i % 10);
@@ -164,15 +160,11 @@ for (const n of sizes) {
     });
   });
   printTable(rows);
-  const uncachedTorchMs = rows.find((r) => r.samples === n && r.setting === "uncached")?.torchMs as number;
-  floors.push(await gemmFloor(n, uncachedTorchMs));
-  printFloors(floors);
 }
 await peer.close();
 rmSync(work, { recursive: true, force: true });
 printTable(rows);
-printFloors(floors);
-console.log(JSON.stringify({ threads, steps, cfg, repeats, forwardParity: parity, rows, gemmFloor: floors }));
+console.log(JSON.stringify({ threads, steps, cfg, repeats, forwardParity: parity, rows }));
 
 /** The table so far (also printed after each size, so a long run that is stopped keeps what it measured). */
 function printTable(list: Record<string, unknown>[]): void {
@@ -189,104 +181,6 @@ function printTable(list: Record<string, unknown>[]): void {
   }
   const result = { threads, steps, cfg, repeats, forwardParity: parity, rows: list };
   if (values.json) writeFileSync(resolve(values.json), `${JSON.stringify(result, null, 2)}\n`);
-}
-
-interface GemmFloor {
-  samples: number;
-  /** Every block's matrix products of one uncached generation, each product timed alone. */
-  ortMs: number;
-  torchMs: number;
-  /** ortMs ÷ PyTorch's measured uncached generation: the lowest Ditto ÷ PyTorch this machine allows. */
-  floor: number;
-}
-
-/**
- * The kernel floor under the comparison: the matrix products of one uncached generation at `n` samples (each block's
- * four token-wise Linear layers at the network batch 2n × tokens, and its adaLN Linear at 2n rows; every step),
- * each timed alone in ONNX Runtime (the MLAS kernels Ditto's sessions run, same threads) and in PyTorch (its BLAS).
- * Ditto's uncached run cannot take less than the ONNX Runtime sum, so that sum over PyTorch's whole uncached run is
- * the best Ditto ÷ PyTorch this CPU allows, whatever Ditto does around the products.
- */
-async function gemmFloor(n: number, uncachedTorchMs: number): Promise<GemmFloor> {
-  const a = arch as Record<string, number>;
-  const d = a.hidden;
-  const rows = 2 * n * a.tokens;
-  const shapes = [
-    [rows, d, 3 * d],
-    [rows, d, d],
-    [rows, d, a.mlpRatio * d],
-    [rows, a.mlpRatio * d, d],
-    [2 * n, d, 6 * d],
-  ];
-  const reps = 15;
-  const torchProducts = (await peer.ask({ cmd: "products", shapes, repeats: reps })).ms as number[];
-  const ortProducts: number[] = [];
-  for (const [mRows, k, cols] of shapes) {
-    const session = await nodeBackend.createSession(matMulModel(k, cols), { intraOpThreads: threads });
-    const feed = {
-      a: new Tensor(
-        "float32",
-        new Float32Array(mRows * k).map((_, i) => Math.sin(i)),
-        [mRows, k],
-      ),
-    };
-    const times: number[] = [];
-    for (let r = 0; r < reps + 3; r++) {
-      const t0 = performance.now();
-      await session.run(feed);
-      if (r >= 3) times.push(performance.now() - t0);
-    }
-    await session.release();
-    ortProducts.push(median(times));
-  }
-  const perGeneration = (ms: number[]) => ms.reduce((x, y) => x + y, 0) * a.blocks * steps;
-  const ortMs = perGeneration(ortProducts);
-  return {
-    samples: n,
-    ortMs: Math.round(ortMs),
-    torchMs: Math.round(perGeneration(torchProducts)),
-    floor: round3(ortMs / uncachedTorchMs),
-  };
-}
-
-/** y = a · W for a [rows, k] input and a [k, cols] initializer. */
-function matMulModel(k: number, cols: number): Uint8Array {
-  const weights = new Float32Array(k * cols).map((_, i) => Math.cos(i) * 0.05);
-  const value = (name: string, dims: (number | string)[]) =>
-    onnx.ValueInfoProto.create({
-      name,
-      type: {
-        tensorType: {
-          elemType: 1,
-          shape: { dim: dims.map((x) => (typeof x === "number" ? { dimValue: x } : { dimParam: x })) },
-        },
-      },
-    });
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    opsetImport: [{ domain: "", version: 17 }],
-    graph: {
-      name: "product",
-      node: [{ opType: "MatMul", input: ["a", "w"], output: ["y"] }],
-      initializer: [{ name: "w", dims: [k, cols], dataType: 1, rawData: new Uint8Array(weights.buffer) }],
-      input: [value("a", ["rows", k])],
-      output: [value("y", ["rows", cols])],
-    },
-  });
-  return onnx.ModelProto.encode(model).finish();
-}
-
-function printFloors(list: GemmFloor[]): void {
-  console.log(
-    "\nGEMM floor: one uncached generation's matrix products, each timed alone (median of 15), × blocks × steps\n" +
-      "| samples | ONNX Runtime (MLAS) | PyTorch (BLAS) | MLAS ÷ BLAS | lowest Ditto ÷ PyTorch uncached possible here |\n" +
-      "|---:|---:|---:|---:|---:|",
-  );
-  for (const f of list)
-    console.log(
-      `| ${f.samples} | ${(f.ortMs / 1000).toFixed(2)} s | ${(f.torchMs / 1000).toFixed(2)} s | ` +
-        `${(f.ortMs / f.torchMs).toFixed(2)} | ${f.floor.toFixed(2)} |`,
-    );
 }
 
 function round3(x: number): number {

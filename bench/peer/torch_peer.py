@@ -123,22 +123,6 @@ def generate(model, req):
     return {"ms": ms}
 
 
-def time_products(req):
-    """Median milliseconds of each [m, k] x [k, n] product alone (bench:peer's GEMM floor)."""
-    result = []
-    for m, k, n in req["shapes"]:
-        a, w = torch.randn(m, k), torch.randn(k, n)
-        for _ in range(3):
-            a @ w
-        times = []
-        for _ in range(req["repeats"]):
-            start = time.perf_counter()
-            a @ w
-            times.append((time.perf_counter() - start) * 1000)
-        result.append(float(np.median(times)))
-    return {"ms": result}
-
-
 def main() -> None:
     model = None
     for line in sys.stdin:
@@ -162,8 +146,6 @@ def main() -> None:
             reply = {"ok": True}
         elif cmd == "generate":
             reply = generate(model, req)
-        elif cmd == "products":
-            reply = time_products(req)
         elif cmd == "quit":
             break
         else:

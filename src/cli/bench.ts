@@ -119,8 +119,9 @@ export async function run(argv: string[]): Promise<void> {
 
 /**
  * How long the bench will take, printed first: the work in sample-steps (as runBench schedules it) times the
- * uncached cost of one sample-step, measured on a short probe at the timing batch size. Cached runs are faster, so
- * this is an upper bound.
+ * uncached cost of one sample-step, measured on a short probe at the timing batch size. Each cached timing window
+ * spans about one uncached run (equalWindow); the quality runs of cached policies are faster, so this is an upper
+ * bound.
  */
 async function estimate(pipeline: Pipeline, policies: number, s: BenchSettings): Promise<string> {
   const seeds = Array.from({ length: Math.min(s.timingSamples, s.batch) }, (_, i) => i);
@@ -134,7 +135,7 @@ async function estimate(pipeline: Pipeline, policies: number, s: BenchSettings):
   return (
     `bench: ${policies} settings × (${s.samples} quality samples + ${s.repeats} × 2 timed runs of ${s.timingSamples}) ` +
     `at ${s.steps} steps: at most ~${minutes < 1 ? "1" : minutes.toFixed(0)} min on this machine ` +
-    "(uncached rate measured just now; cached runs are faster)"
+    "(uncached rate measured just now; cached quality runs are faster)"
   );
 }
 

@@ -3,7 +3,7 @@
  * uncached forward time to one whole-model session, over interleaved repeated runs, at batch 1 and batch 16; then
  * the per-unit tax of policies that compute every unit (`fbcache:threshold=0`, `fora:interval=1`, an all-compute
  * table) against uncached on the shipped model and two small graphs (bench/unit-tax-measure.ts; env REPEATS_TAX,
- * default 5, STEPS, THREADS as bench:unit-tax's REPEATS, STEPS, THREADS).
+ * default 15: at 5 the medians of single cells swung ±7 % between runs, STEPS, THREADS as bench:unit-tax's REPEATS, STEPS, THREADS).
  * Last line: {"ratioBatch1": …, "ratioBatch16": …, "policies": {"<model>": {"batch1": {"<policy>": ratio, …}, …}}}.
  */
 import { relaunchWithMallocTuning } from "../bin/malloc-tuning.js";
@@ -17,7 +17,7 @@ import { defaultTaxModels, measureUnitTax } from "./unit-tax-measure.ts";
 relaunchWithMallocTuning();
 const repeats = Number(process.env.REPEATS ?? 40);
 const model = await loadDiT(process.argv[2]);
-const whole = await model.wholeModel();
+const whole = await model.wholeModel({ fused: true });
 const blocks = await Promise.all(
   model.structure.blocks.map((b) => model.range(b.atoms[0], (b.atoms.at(-1) as number) + 1)),
 );
@@ -55,7 +55,7 @@ await whole.release();
 await model.release();
 console.log("\n# Policies that compute every unit, against uncached (uncached ÷ policy; 1 = no tax)");
 const policies = await measureUnitTax(defaultTaxModels(), {
-  repeats: Number(process.env.REPEATS_TAX ?? 5),
+  repeats: Number(process.env.REPEATS_TAX ?? 15),
   steps: Number(process.env.STEPS ?? 10),
   threads: Number(process.env.THREADS ?? 1),
 });

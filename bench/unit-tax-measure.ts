@@ -128,7 +128,7 @@ export async function measureUnitTax(
 /** Median ms of one forward as one whole-model session, as the split chain, and per segment of the chain. */
 async function forwardBreakdown(pipeline: Pipeline, batch: number, repeats: number) {
   const model = pipeline.model;
-  const whole = await model.wholeModel();
+  const whole = await model.wholeModel({ fused: true });
   const blocks = await Promise.all(
     model.structure.blocks.map((b) => model.range(b.atoms[0], (b.atoms.at(-1) as number) + 1)),
   );

@@ -11,7 +11,7 @@
  *   each segment alone, and the stack session with and without every branch value as an extra output (the
  *   hand-out an all-compute step of a branch-level policy pays); the rest of a policy's tax is host-side work.
  * Without arguments: the shipped model and two random-weight graphs (bench/small-models.ts: 32×32 with 256 tokens
- * and 49 tokens, width 64). Env: REPEATS (default 5), STEPS (default 10), THREADS (ONNX Runtime intra-op threads;
+ * and 49 tokens, width 64). Env: REPEATS (default 15), STEPS (default 10), THREADS (ONNX Runtime intra-op threads;
  * default 1, which on a shared machine varies far less than all cores). CFG 1, so the network batch is the batch.
  * The last line is JSON: {"<model>": {"batch1": {"fbcache:threshold=0": ratio, …, "splitOverWhole": r}, …}, …}.
  */
@@ -23,7 +23,7 @@ relaunchWithMallocTuning();
 
 const paths = process.argv.slice(2);
 const summary = await measureUnitTax(paths.length > 0 ? paths : defaultTaxModels(), {
-  repeats: Number(process.env.REPEATS ?? 5),
+  repeats: Number(process.env.REPEATS ?? 15),
   steps: Number(process.env.STEPS ?? 10),
   threads: Number(process.env.THREADS ?? 1),
 });

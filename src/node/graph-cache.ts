@@ -122,6 +122,8 @@ function dittoBuild(): string {
     "src/onnx/extract.ts",
     "src/onnx/rewrite.ts",
     "src/onnx/fuse-gelu.ts",
+    "src/onnx/fuse-attention.ts",
+    "src/onnx/fusion.ts",
     "src/onnx/proto.ts",
     "src/model/plan.ts",
     "src/model/discover.ts",

@@ -7,9 +7,10 @@
  * at opset 20, which changes other operators' signatures (ReduceMean's axes, Split's outputs), so Ditto uses the
  * contrib operator, which every ONNX Runtime build (native, WASM, WebGPU) carries.
  */
-import { graphOf, type ModelProto, type NodeProto, onnx, subGraphs, type TensorProto, toNumber } from "./proto.ts";
+import { consumedOnlyBy, type GraphLookup, indexGraph, isScalar, MS_DOMAIN, replaceNodes } from "./fusion.ts";
+import { graphOf, type ModelProto, type NodeProto, onnx } from "./proto.ts";
 
-export const MS_DOMAIN = "com.microsoft";
+export { MS_DOMAIN };
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const CUBIC = 0.044715;
@@ -40,39 +41,8 @@ export function fuseTanhGelu(model: ModelProto): number {
     );
   });
   if (replace.size === 0) return 0;
-  const released = new Set([...drop].flatMap((i) => nodes[i].input));
-  graph.node = nodes.flatMap((n, i) => replace.get(i) ?? (drop.has(i) ? [] : [n]));
-  dropUnusedConstants(model, released);
-  if (!model.opsetImport.some((o) => o.domain === MS_DOMAIN)) {
-    model.opsetImport.push(onnx.OperatorSetIdProto.create({ domain: MS_DOMAIN, version: 1 }));
-  }
+  replaceNodes(model, drop, replace);
   return replace.size;
-}
-
-interface GraphLookup {
-  nodes: NodeProto[];
-  producer: Map<string, number>;
-  consumers: Map<string, number[]>;
-  outputs: Set<string>;
-  initializers: Map<string, TensorProto>;
-}
-
-function indexGraph(model: ModelProto): GraphLookup {
-  const graph = graphOf(model);
-  const nodes = graph.node as NodeProto[];
-  const producer = new Map<string, number>();
-  const consumers = new Map<string, number[]>();
-  nodes.forEach((n, i) => {
-    for (const o of n.output) producer.set(o, i);
-    for (const t of n.input) {
-      if (!t) continue;
-      const list = consumers.get(t) ?? [];
-      if (!list.includes(i)) list.push(i);
-      consumers.set(t, list);
-    }
-  });
-  const initializers = new Map((graph.initializer as TensorProto[]).map((t) => [t.name ?? "", t]));
-  return { nodes, producer, consumers, outputs: new Set(graph.output.map((o) => o.name ?? "")), initializers };
 }
 
 interface GeluMatch {
@@ -182,10 +152,6 @@ function matchTail(
   return { nodes: [halfX, first], output: g.nodes[first].output[0] };
 }
 
-function consumedOnlyBy(x: string, nodes: number[], g: GraphLookup): boolean {
-  return (g.consumers.get(x) ?? []).every((c) => nodes.includes(c));
-}
-
 /** x = Add(y, b) with b a 1-D initializer and x read only by the GELU: FastGelu(y, b) does both. */
 function biasOf(x: string, nodes: number[], g: GraphLookup): GeluMatch["bias"] {
   const add = g.producer.get(x);
@@ -202,59 +168,4 @@ function biasOf(x: string, nodes: number[], g: GraphLookup): GeluMatch["bias"] {
     }
   }
   return undefined;
-}
-
-/** Whether a tensor is a one-element float constant (initializer or Constant node) within 1e-6 of `value`. */
-function isScalar(name: string, value: number, g: GraphLookup): boolean {
-  const init = g.initializers.get(name);
-  let tensor: TensorProto | undefined = init;
-  if (!tensor) {
-    const p = g.producer.get(name);
-    const n = p === undefined ? undefined : g.nodes[p];
-    if (n?.opType !== "Constant") return false;
-    const attr = n.attribute.find((a) => a.name === "value" || a.name === "value_float");
-    if (attr?.name === "value_float") return Math.abs((attr.f ?? Number.NaN) - value) <= 1e-6 * Math.abs(value);
-    tensor = attr?.t as TensorProto | undefined;
-  }
-  if (!tensor) return false;
-  if (tensor.dims.reduce((p, d) => p * toNumber(d), 1) !== 1) return false;
-  const v = scalarValue(tensor);
-  return v !== undefined && Math.abs(v - value) <= 1e-6 * Math.abs(value);
-}
-
-function scalarValue(t: TensorProto): number | undefined {
-  const raw = t.rawData;
-  if (raw && raw.length > 0) {
-    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-    if (t.dataType === 1) return view.getFloat32(0, true);
-    if (t.dataType === 11) return view.getFloat64(0, true);
-    if (t.dataType === 10 || t.dataType === 16) return undefined;
-    if (t.dataType === 7) return Number(view.getBigInt64(0, true));
-    if (t.dataType === 6) return view.getInt32(0, true);
-    return undefined;
-  }
-  if (t.floatData.length > 0) return t.floatData[0];
-  if (t.doubleData.length > 0) return t.doubleData[0];
-  if (t.int64Data.length > 0) return toNumber(t.int64Data[0]);
-  if (t.int32Data.length > 0) return t.int32Data[0];
-  return undefined;
-}
-
-/** Removes Constant nodes, and the initializers the fused nodes read, that nothing reads any more. */
-function dropUnusedConstants(model: ModelProto, released: Set<string>): void {
-  const graph = graphOf(model);
-  const read = new Set<string>();
-  const visit = (nodes: NodeProto[]) => {
-    for (const n of nodes) {
-      for (const t of n.input) read.add(t);
-      for (const sub of subGraphs(n)) visit(sub.node as NodeProto[]);
-    }
-  };
-  visit(graph.node as NodeProto[]);
-  for (const o of graph.output) read.add(o.name ?? "");
-  graph.node = (graph.node as NodeProto[]).filter((n) => n.opType !== "Constant" || n.output.some((o) => read.has(o)));
-  const unused = (name: string) => released.has(name) && !read.has(name);
-  const dropped = new Set((graph.initializer as TensorProto[]).map((t) => t.name ?? "").filter(unused));
-  graph.initializer = (graph.initializer as TensorProto[]).filter((t) => !dropped.has(t.name ?? ""));
-  graph.input = graph.input.filter((i) => !dropped.has(i.name ?? "")); // old IRs list initializers as inputs
 }

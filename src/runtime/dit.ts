@@ -10,6 +10,7 @@ import { inferManifest } from "../model/infer-manifest.ts";
 import { loadManifest, observationSpec, type ResolvedManifest, sampleShape } from "../model/manifest.ts";
 import { planConditioning, planEmbed, planHead, planPatch, planRange, type SegmentPlan } from "../model/plan.ts";
 import { extractSubModel, type TensorType } from "../onnx/extract.ts";
+import { fuseAttention } from "../onnx/fuse-attention.ts";
 import { fuseTanhGelu } from "../onnx/fuse-gelu.ts";
 import { GraphIndex } from "../onnx/graph.ts";
 import { type LoadedOnnx, loadOnnx } from "../onnx/load.ts";
@@ -41,6 +42,8 @@ export interface LoadOptions {
   graphCache?: GraphStore | false;
   /** Fuse the tanh-approximation GELU into ONNX Runtime's FastGelu in cut graphs (default true; see onnx/fuse-gelu.ts). */
   fuseGelu?: boolean;
+  /** Fuse exported self-attention into ONNX Runtime's Attention in cut graphs (default true; onnx/fuse-attention.ts). */
+  fuseAttention?: boolean;
 }
 
 /** A segment whose extracted graph is edited before use (e.g. the stacked-values output). */
@@ -85,6 +88,7 @@ export class DiT {
   readonly startup: StartupTimings = emptyTimings();
   readonly graphCache?: GraphStore;
   readonly fuseGelu: boolean;
+  readonly fuseAttention: boolean;
   private readonly types: Map<string, TensorType>;
   private readonly dims: Map<string, number[]>;
   private readonly segments = new Map<string, Promise<Segment>>();
@@ -103,6 +107,7 @@ export class DiT {
     dims: Map<string, number[]>;
     graphCache?: GraphStore;
     fuseGelu?: boolean;
+    fuseAttention?: boolean;
   }) {
     this.manifest = init.manifest;
     this.onnx = init.onnx;
@@ -114,6 +119,7 @@ export class DiT {
     this.dims = init.dims;
     this.graphCache = init.graphCache;
     this.fuseGelu = init.fuseGelu ?? true;
+    this.fuseAttention = init.fuseAttention ?? true;
   }
 
   get atomCount(): number {
@@ -244,14 +250,20 @@ export class DiT {
             outputs: [...plan.outputs, ...branches.map((b) => b.fresh)],
             internal: [],
             rewrite: (m) => {
-              // Fused first: the GELU pattern is matched in the main graph only, before it moves into subgraphs.
-              if (this.fuseGelu) fuseTanhGelu(m);
+              // Fused first: the patterns are matched in the main graph only, before they move into subgraphs.
+              this.fuseKernels(m);
               switchBranches(m, branches);
             },
           };
         },
       },
     );
+  }
+
+  /** ONNX Runtime's fused kernels for what its CPU optimizer leaves apart (onnx/fuse-gelu.ts, fuse-attention.ts). */
+  private fuseKernels(model: ModelProto): void {
+    if (this.fuseGelu) fuseTanhGelu(model);
+    if (this.fuseAttention) fuseAttention(model, (name) => this.dims.get(name));
   }
 
   /** A session over the whole block stack does most of a step's work alone; smaller ones run among many. */
@@ -331,9 +343,15 @@ export class DiT {
     });
   }
 
-  /** The unsplit model in one session, the reference for parity and overhead checks. */
-  async wholeModel(): Promise<Session> {
-    return this.backend.createSession(this.onnx.bytes, this.sessionOptions);
+  /**
+   * The unsplit model in one session, the reference for parity checks; `fused`: with the same kernel fusions as the
+   * cut graphs, the fair reference for what splitting costs.
+   */
+  async wholeModel({ fused = false } = {}): Promise<Session> {
+    if (!fused) return this.backend.createSession(this.onnx.bytes, this.sessionOptions);
+    const model = onnx.ModelProto.decode(this.onnx.bytes);
+    this.fuseKernels(model);
+    return this.backend.createSession(onnx.ModelProto.encode(model).finish(), this.sessionOptions);
   }
 
   /** FLOPs per sample of the whole model, by part. */
@@ -398,6 +416,7 @@ export class DiT {
       nodes: plan.nodes,
       variant: v ? { id: v.id, outputs: v.outputs, internal: v.internal } : null,
       fuseGelu: this.fuseGelu,
+      fuseAttention: this.fuseAttention,
     });
     const cut = await this.cutGraph(key, plan, v);
     if (v)
@@ -465,7 +484,7 @@ export class DiT {
         );
         v.rewrite(model);
       }
-      if (this.fuseGelu) fuseTanhGelu(model);
+      this.fuseKernels(model);
       const bytes = onnx.ModelProto.encode(model).finish();
       const outputs = v ? v.outputs : plan.outputs;
       await this.graphCache?.write(this.onnx.sha256, key, packEntry(null, bytes));
@@ -609,6 +628,7 @@ export async function loadDiT(path?: string, options: LoadOptions = {}): Promise
     dims: new Map(),
     graphCache: options.graphCache === false ? undefined : (options.graphCache ?? platform().graphStore?.()),
     fuseGelu: options.fuseGelu,
+    fuseAttention: options.fuseAttention,
   });
   model.startup.loadMs = performance.now() - start;
   await model.probe(probeTargets(model));

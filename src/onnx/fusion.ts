@@ -1,0 +1,113 @@
+/**
+ * What the kernel fusions (fuse-gelu.ts, fuse-attention.ts) share: a producer/consumer index of a graph, reading
+ * small constants, and swapping matched nodes for a fused one.
+ */
+import { graphOf, type ModelProto, type NodeProto, onnx, subGraphs, type TensorProto, toNumber } from "./proto.ts";
+
+/** ONNX Runtime's contrib operators (FastGelu, Attention), carried by every ONNX Runtime build. */
+export const MS_DOMAIN = "com.microsoft";
+
+export interface GraphLookup {
+  nodes: NodeProto[];
+  producer: Map<string, number>;
+  consumers: Map<string, number[]>;
+  outputs: Set<string>;
+  initializers: Map<string, TensorProto>;
+}
+
+export function indexGraph(model: ModelProto): GraphLookup {
+  const graph = graphOf(model);
+  const nodes = graph.node as NodeProto[];
+  const producer = new Map<string, number>();
+  const consumers = new Map<string, number[]>();
+  nodes.forEach((n, i) => {
+    for (const o of n.output) producer.set(o, i);
+    for (const t of n.input) {
+      if (!t) continue;
+      const list = consumers.get(t) ?? [];
+      if (!list.includes(i)) list.push(i);
+      consumers.set(t, list);
+    }
+  });
+  const initializers = new Map((graph.initializer as TensorProto[]).map((t) => [t.name ?? "", t]));
+  return { nodes, producer, consumers, outputs: new Set(graph.output.map((o) => o.name ?? "")), initializers };
+}
+
+/** Whether every reader of `x` is one of `nodes`. */
+export function consumedOnlyBy(x: string, nodes: number[], g: GraphLookup): boolean {
+  return (g.consumers.get(x) ?? []).every((c) => nodes.includes(c));
+}
+
+/** Whether a tensor is a one-element float constant (initializer or Constant node) within 1e-6 of `value`. */
+export function isScalar(name: string, value: number, g: GraphLookup): boolean {
+  const init = g.initializers.get(name);
+  let tensor: TensorProto | undefined = init;
+  if (!tensor) {
+    const p = g.producer.get(name);
+    const n = p === undefined ? undefined : g.nodes[p];
+    if (n?.opType !== "Constant") return false;
+    const attr = n.attribute.find((a) => a.name === "value" || a.name === "value_float");
+    if (attr?.name === "value_float") return Math.abs((attr.f ?? Number.NaN) - value) <= 1e-6 * Math.abs(value);
+    tensor = attr?.t as TensorProto | undefined;
+  }
+  if (!tensor) return false;
+  if (tensor.dims.reduce((p, d) => p * toNumber(d), 1) !== 1) return false;
+  const v = scalarValue(tensor);
+  return v !== undefined && Math.abs(v - value) <= 1e-6 * Math.abs(value);
+}
+
+export function scalarValue(t: TensorProto): number | undefined {
+  const raw = t.rawData;
+  if (raw && raw.length > 0) {
+    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    if (t.dataType === 1) return view.getFloat32(0, true);
+    if (t.dataType === 11) return view.getFloat64(0, true);
+    if (t.dataType === 10 || t.dataType === 16) return undefined;
+    if (t.dataType === 7) return Number(view.getBigInt64(0, true));
+    if (t.dataType === 6) return view.getInt32(0, true);
+    return undefined;
+  }
+  if (t.floatData.length > 0) return t.floatData[0];
+  if (t.doubleData.length > 0) return t.doubleData[0];
+  if (t.int64Data.length > 0) return toNumber(t.int64Data[0]);
+  if (t.int32Data.length > 0) return t.int32Data[0];
+  return undefined;
+}
+
+/**
+ * Drops the matched nodes, puts each fused node where its pattern's last node stood (every input of the pattern
+ * is produced before it), then removes what only the dropped nodes read: nodes left without a reader (the shape
+ * arithmetic an exporter writes around a pattern, Constant nodes) and the initializers they released.
+ */
+export function replaceNodes(model: ModelProto, drop: Set<number>, replace: Map<number, NodeProto>): void {
+  const graph = graphOf(model);
+  const nodes = graph.node as NodeProto[];
+  const released = new Set([...drop].flatMap((i) => nodes[i].input));
+  graph.node = nodes.flatMap((n, i) => replace.get(i) ?? (drop.has(i) ? [] : [n]));
+  dropUnread(model, released);
+  if (!model.opsetImport.some((o) => o.domain === MS_DOMAIN)) {
+    model.opsetImport.push(onnx.OperatorSetIdProto.create({ domain: MS_DOMAIN, version: 1 }));
+  }
+}
+
+function dropUnread(model: ModelProto, released: Set<string>): void {
+  const graph = graphOf(model);
+  // Backwards from the outputs: a node is kept when a kept node, a subgraph or the graph output reads one of its
+  // outputs. ONNX operators have no side effects, so nothing else can need it.
+  const read = new Set(graph.output.map((o) => o.name ?? ""));
+  const readsOf = (n: NodeProto): string[] => [
+    ...n.input,
+    ...subGraphs(n).flatMap((g) => (g.node as NodeProto[]).flatMap(readsOf)),
+  ];
+  const kept: NodeProto[] = [];
+  for (const n of [...(graph.node as NodeProto[])].reverse()) {
+    if (!n.output.some((o) => read.has(o))) continue;
+    kept.push(n);
+    for (const t of readsOf(n)) read.add(t);
+  }
+  graph.node = kept.reverse();
+  const unused = (name: string) => released.has(name) && !read.has(name);
+  const dropped = new Set((graph.initializer as TensorProto[]).map((t) => t.name ?? "").filter(unused));
+  graph.initializer = (graph.initializer as TensorProto[]).filter((t) => !dropped.has(t.name ?? ""));
+  graph.input = graph.input.filter((i) => !dropped.has(i.name ?? "")); // old IRs list initializers as inputs
+}

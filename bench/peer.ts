@@ -5,6 +5,8 @@
  * block's two branch outputs before their gates; the steps between add them with the current gates). Parity of one
  * forward pass is checked to 1e-4 before timing. Repeats are interleaved (PyTorch and Ditto alternate, the order
  * flipping every repeat) and medians are reported, with the load average, since a shared machine skews both.
+ * Each repeat also times the GEMM floor (bench/gemm-floor.ts: the uncached step's matrix products alone, chained in
+ * one ONNX Runtime session, × steps) and reports it as a fraction of PyTorch's uncached run: no Ditto run can beat it.
  *
  *   npm run bench:peer -- [--samples 10,20] [--repeats 5] [--steps 50] [--cfg 3] [--threads N] [--python PATH]
  *
@@ -28,6 +30,7 @@ import { loadPipeline, type Pipeline } from "../src/pipeline.ts";
 import { feedsFor } from "../src/runtime/model-inputs.ts";
 import { batchNoise } from "../src/sampling/noise.ts";
 import { createSampler } from "../src/sampling/samplers.ts";
+import { type ChainShape, chainSession } from "./gemm-floor.ts";
 
 // The same malloc tuning as the ditto command (bin/malloc-tuning.js); the PyTorch peer inherits it too.
 relaunchWithMallocTuning();
@@ -133,6 +136,10 @@ for (const n of sizes) {
   }
   const torchMs: number[][] = settings.map(() => []);
   const dittoMs: number[][] = settings.map(() => []);
+  // The least an uncached run can take here: the step's matrix products alone, chained in one ONNX Runtime session
+  // (bench/gemm-floor.ts), run `steps` times at the network batch (both halves of classifier-free guidance).
+  const floor = await chainSession(arch as unknown as ChainShape, n * (cfg > 1 ? 2 : 1) * arch.tokens, threads);
+  const floorMs: number[] = [];
   for (let r = 0; r < repeats; r++) {
     process.stderr.write(`${n} samples: repeat ${r + 1} of ${repeats}…\n`);
     for (let i = 0; i < settings.length; i++) {
@@ -141,8 +148,13 @@ for (const n of sizes) {
       if (r % 2 === 0) await runTorch().then(runDitto);
       else await runDitto().then(runTorch);
     }
+    const t0 = performance.now();
+    for (let k = 0; k < steps; k++) await floor.run();
+    floorMs.push(performance.now() - t0);
   }
+  await floor.release();
   const loadNow = load();
+  const floorOverTorch = median(floorMs.map((f, r) => f / torchMs[0][r]));
   settings.forEach((s, i) => {
     const ratio = median(dittoMs[i].map((d, r) => d / torchMs[i][r]));
     const dittoSpeedup = median(dittoMs[0].map((u, r) => u / dittoMs[i][r]));
@@ -157,9 +169,14 @@ for (const n of sizes) {
       torchSpeedup: round3(torchSpeedup),
       finalSampleMaxDiff: Number(sampleDiff[i].toExponential(2)),
       loadAverage: loadNow,
+      ...(i === 0 ? { gemmFloorMs: Math.round(median(floorMs)), gemmFloorOverTorch: round3(floorOverTorch) } : {}),
     });
   });
   printTable(rows);
+  console.log(
+    `${n} samples: GEMM floor (the products alone, ${steps} steps) ${(median(floorMs) / 1000).toFixed(2)} s = ` +
+      `${floorOverTorch.toFixed(2)} × PyTorch uncached (median of per-repeat ratios)`,
+  );
 }
 await peer.close();
 rmSync(work, { recursive: true, force: true });

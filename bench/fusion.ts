@@ -1,9 +1,10 @@
 /**
- * `npm run bench:gelu`: what fusing the tanh GELU (onnx/fuse-gelu.ts) saves. Times one uncached forward (embed, one
- * stack session, head) with fused and unfused cut graphs, interleaved, medians, and prints the largest difference
- * between the two outputs.
+ * `npm run bench:fusion`: what one kernel fusion of the cut graphs saves — the tanh GELU (onnx/fuse-gelu.ts) or
+ * self-attention (onnx/fuse-attention.ts). Times one uncached forward (embed, one stack session, head) with every
+ * fusion on and with the chosen one off, interleaved, medians, and prints the largest difference between the two
+ * outputs. `npm run bench:gelu` is `--fusion gelu`.
  *
- *   npm run bench:gelu -- [--batch 32] [--repeats 15]
+ *   npm run bench:fusion -- [--fusion attention|gelu] [--batch 32] [--repeats 15]
  */
 import { parseArgs } from "node:util";
 import { Tensor } from "onnxruntime-common";
@@ -13,12 +14,21 @@ import { feedsFor } from "../src/runtime/model-inputs.ts";
 import type { TensorStore } from "../src/runtime/segment.ts";
 
 const { values } = parseArgs({
-  options: { batch: { type: "string", default: "32" }, repeats: { type: "string", default: "15" } },
+  options: {
+    fusion: { type: "string", default: "attention" },
+    batch: { type: "string", default: "32" },
+    repeats: { type: "string", default: "15" },
+  },
 });
+const off = { gelu: { fuseGelu: false }, attention: { fuseAttention: false } }[values.fusion];
+if (!off) {
+  console.error(`unknown --fusion ${values.fusion}: use gelu or attention`);
+  process.exit(2);
+}
 const batch = Number(values.batch);
 const repeats = Number(values.repeats);
-const fused = await loadDiT(undefined, { fuseGelu: true });
-const plain = await loadDiT(undefined, { fuseGelu: false });
+const fused = await loadDiT(undefined);
+const plain = await loadDiT(undefined, off);
 const x = new Float32Array(batch * 784).map((_, i) => Math.sin(i));
 const feeds = feedsFor(fused.manifest, {
   sample: new Tensor("float32", x, [batch, 1, 28, 28]),
@@ -53,7 +63,7 @@ for (let r = 0; r < repeats; r++) {
 }
 const ratio = (t: typeof times) => median(t.fused.map((f, i) => f / t.unfused[i])).toFixed(3);
 console.log(
-  `batch ${batch}: fused ${median(times.fused).toFixed(1)} ms (CPU ${median(cpu.fused).toFixed(0)} ms), unfused ` +
+  `${values.fusion}, batch ${batch}: fused ${median(times.fused).toFixed(1)} ms (CPU ${median(cpu.fused).toFixed(0)} ms), unfused ` +
     `${median(times.unfused).toFixed(1)} ms (CPU ${median(cpu.unfused).toFixed(0)} ms) per forward; fused ÷ unfused = ` +
     `${ratio(times)} wall, ${ratio(cpu)} CPU (medians of ${repeats}); max |Δv| = ${diff.toExponential(2)}`,
 );

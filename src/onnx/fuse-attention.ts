@@ -17,7 +17,15 @@
  * numbers it cannot read is left alone. Matched only when every intermediate tensor is read inside the pattern, so
  * a session that taps the attention probabilities (ProfilingDiT's profiler) keeps the exported form.
  */
-import { type GraphLookup, indexGraph, MS_DOMAIN, replaceNodes, scalarValue } from "./fusion.ts";
+import {
+  type GraphLookup,
+  indexGraph,
+  MS_DOMAIN,
+  producerOf,
+  replaceNodes,
+  scalarValue,
+  soleReader,
+} from "./fusion.ts";
 import { graphOf, type ModelProto, type NodeProto, onnx, type TensorProto, toNumber } from "./proto.ts";
 
 /** A dimension the evaluator knows (a number) or only names (the batch of the attention input, "batch"). */
@@ -85,14 +93,8 @@ function matchAttention(
   g: GraphLookup,
   dimsOf: (tensor: string) => number[] | undefined,
 ): AttentionMatch | undefined {
-  const only = (tensor: string) => {
-    const c = g.consumers.get(tensor) ?? [];
-    return c.length === 1 && !g.outputs.has(tensor) ? c[0] : undefined;
-  };
-  const producer = (tensor: string, opType: string) => {
-    const p = g.producer.get(tensor);
-    return p !== undefined && g.nodes[p].opType === opType && (g.nodes[p].domain ?? "") === "" ? p : undefined;
-  };
+  const only = (tensor: string) => soleReader(g, tensor);
+  const producer = (tensor: string, opType: string) => producerOf(g, tensor, opType);
   const softmax = g.nodes[softmaxIndex];
   const axis = intAttr(softmax, "axis", -1);
   if (axis !== -1 && axis !== 3) return undefined;
@@ -100,7 +102,7 @@ function matchAttention(
   // Scores: MatMul(q, kᵀ), then · s or ÷ s (or unscaled).
   const nodes = [softmaxIndex];
   let scores = softmax.input[0];
-  let scale: number | undefined = 1;
+  let scale = 1;
   let scoreScale: { node: number; factor: string; divide: boolean } | undefined;
   const scaling = producer(scores, "Mul") ?? producer(scores, "Div");
   if (scaling !== undefined) {

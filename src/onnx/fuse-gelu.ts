@@ -7,7 +7,16 @@
  * at opset 20, which changes other operators' signatures (ReduceMean's axes, Split's outputs), so Ditto uses the
  * contrib operator, which every ONNX Runtime build (native, WASM, WebGPU) carries.
  */
-import { consumedOnlyBy, type GraphLookup, indexGraph, isScalar, MS_DOMAIN, replaceNodes } from "./fusion.ts";
+import {
+  consumedOnlyBy,
+  type GraphLookup,
+  indexGraph,
+  isScalar,
+  MS_DOMAIN,
+  producerOf,
+  replaceNodes,
+  soleReader,
+} from "./fusion.ts";
 import { graphOf, type ModelProto, type NodeProto, onnx } from "./proto.ts";
 
 export { MS_DOMAIN };
@@ -59,14 +68,8 @@ interface GeluMatch {
  * accepting either operand order of every Mul and Add. Every intermediate tensor must feed only the next node.
  */
 function matchAround(tanhIndex: number, g: GraphLookup): GeluMatch | undefined {
-  const only = (tensor: string) => {
-    const c = g.consumers.get(tensor) ?? [];
-    return c.length === 1 && !g.outputs.has(tensor) ? c[0] : undefined;
-  };
-  const node = (tensor: string, opType: string) => {
-    const p = g.producer.get(tensor);
-    return p !== undefined && g.nodes[p].opType === opType && (g.nodes[p].domain ?? "") === "" ? p : undefined;
-  };
+  const only = (tensor: string) => soleReader(g, tensor);
+  const node = (tensor: string, opType: string) => producerOf(g, tensor, opType);
   /** For a binary node with one constant operand ≈ value, the other operand. */
   const otherThanConstant = (i: number, value: number) => {
     const [a, b] = g.nodes[i].input;

@@ -33,6 +33,18 @@ export function indexGraph(model: ModelProto): GraphLookup {
   return { nodes, producer, consumers, outputs: new Set(graph.output.map((o) => o.name ?? "")), initializers };
 }
 
+/** The one node reading `tensor`, when exactly one does and it is not a graph output. */
+export function soleReader(g: GraphLookup, tensor: string): number | undefined {
+  const c = g.consumers.get(tensor) ?? [];
+  return c.length === 1 && !g.outputs.has(tensor) ? c[0] : undefined;
+}
+
+/** The node producing `tensor`, when it is a default-domain `opType`. */
+export function producerOf(g: GraphLookup, tensor: string, opType: string): number | undefined {
+  const p = g.producer.get(tensor);
+  return p !== undefined && g.nodes[p].opType === opType && (g.nodes[p].domain ?? "") === "" ? p : undefined;
+}
+
 /** Whether every reader of `x` is one of `nodes`. */
 export function consumedOnlyBy(x: string, nodes: number[], g: GraphLookup): boolean {
   return (g.consumers.get(x) ?? []).every((c) => nodes.includes(c));

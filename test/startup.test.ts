@@ -53,6 +53,13 @@ describe("thread defaults", () => {
     assert.equal(ortSessionOptions().intraOpNumThreads, availableParallelism());
     assert.equal(ortSessionOptions({ intraOpThreads: 1 }).intraOpNumThreads, 1);
   });
+
+  it("profiles each session to its own file when profilePrefix is set (bench/ort-profile.ts)", () => {
+    const [a, b] = [ortSessionOptions({ profilePrefix: "/tmp/p" }), ortSessionOptions({ profilePrefix: "/tmp/p" })];
+    assert.equal(a.enableProfiling, true);
+    assert.notEqual(a.profileFilePrefix, b.profileFilePrefix, "sessions created in the same millisecond differ");
+    assert.equal(ortSessionOptions().enableProfiling, undefined);
+  });
 });
 
 describe("tanh-GELU fusion", () => {

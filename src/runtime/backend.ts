@@ -33,6 +33,11 @@ export interface SessionOptions {
    * loading it later with graphOptimization "disabled" skips the optimizer, ~40 % of creating a session).
    */
   optimizedModelPath?: string;
+  /**
+   * Write ONNX Runtime's per-kernel profile of each session to a JSON file named by this prefix when the session is
+   * released (onnxruntime-node only; `npx tsx bench/ort-profile.ts` sums it by operator).
+   */
+  profilePrefix?: string;
 }
 
 export interface Session {

@@ -17,6 +17,8 @@ export const nodeBackend: Backend = {
   },
 };
 
+let profiledSessions = 0;
+
 /** Ditto's session options as onnxruntime-node's, with Ditto's defaults filled in. */
 export function ortSessionOptions(options: SessionOptions = {}): ort.InferenceSession.SessionOptions {
   const ortOptions: ort.InferenceSession.SessionOptions = {
@@ -36,6 +38,11 @@ export function ortSessionOptions(options: SessionOptions = {}): ort.InferenceSe
   }
   // onnxruntime-node rejects an explicit `undefined` here: set only what was given.
   if (options.interOpThreads !== undefined) ortOptions.interOpNumThreads = options.interOpThreads;
+  if (options.profilePrefix !== undefined) {
+    // Numbered: ONNX Runtime names the file by the prefix and a millisecond timestamp, which sessions share.
+    ortOptions.enableProfiling = true;
+    ortOptions.profileFilePrefix = `${options.profilePrefix}${++profiledSessions}`;
+  }
   if (options.optimizedModelPath !== undefined) {
     ortOptions.optimizedModelFilePath = options.optimizedModelPath;
     // Saving warns that the file may hold CPU-specific layouts; the graph cache keys it by CPU model already.

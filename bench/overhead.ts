@@ -36,13 +36,17 @@ for (const batch of [1, 16]) {
   for (let i = 0; i < 3; i++) await Promise.all([]).then(split).then(monolithic);
   const ratios: number[] = [];
   const times: number[] = [];
+  const timed = async (run: () => Promise<unknown>) => {
+    const t0 = performance.now();
+    await run();
+    return performance.now() - t0;
+  };
   for (let r = 0; r < repeats; r++) {
-    let t0 = performance.now();
-    await monolithic();
-    const tw = performance.now() - t0;
-    t0 = performance.now();
-    await split();
-    const ts = performance.now() - t0;
+    // The order flips every repeat, so neither side always runs first after the other has warmed the caches.
+    const [tw, ts] =
+      r % 2 === 0
+        ? [await timed(monolithic), await timed(split)]
+        : await timed(split).then(async (s) => [await timed(monolithic), s]);
     ratios.push(ts / tw);
     times.push(tw);
   }

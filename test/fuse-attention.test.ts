@@ -20,7 +20,9 @@ const H = 2;
  * One attention as torch.onnx writes timm's module: the head size and the scale computed from Shape(x) at run time.
  * `variant` breaks one thing the fusion must check.
  */
-function exportedAttention(variant: "exported" | "probabilities out" | "k not transposed" | "no bias" = "exported") {
+type Variant = "exported" | "static shapes" | "probabilities out" | "k not transposed" | "no bias";
+
+function exportedAttention(variant: Variant = "exported") {
   const g = new GraphBuilder(9);
   const x = g.input("x", 1, ["batch", T, D]);
   // 0-D int64 constants (Gather indices, the head count), added to the graph after it is built.
@@ -30,6 +32,17 @@ function exportedAttention(variant: "exported" | "probabilities out" | "k not tr
     scalars.push(onnx.TensorProto.create({ name, dims: [], dataType: 7, int64Data: [v] }));
     return name;
   };
+  // Constants as raw little-endian bytes, the way torch.onnx stores them.
+  const raw = (values: number[], dataType: 1 | 7, dims = [values.length]) => {
+    const name = `raw_${scalars.length}`;
+    const bytes =
+      dataType === 7
+        ? new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer)
+        : new Uint8Array(Float32Array.from(values).buffer);
+    scalars.push(onnx.TensorProto.create({ name, dims, dataType, rawData: bytes }));
+    return name;
+  };
+  const fixed = variant === "static shapes";
   const shape = g.op("Shape", [x]);
   const [b, t, d] = [0, 1, 2].map((i) => g.op("Gather", [shape, scalar(i)], { axis: 0 }));
   const headSize = g.op("Cast", [g.op("Div", [d, scalar(H)])], { to: 7 });
@@ -37,17 +50,23 @@ function exportedAttention(variant: "exported" | "probabilities out" | "k not tr
   const unsq = (v: string) => g.op("Unsqueeze", [v, axes0]);
   let qkv = g.op("MatMul", [x, g.weight("qkv.w", [D, 3 * D], 0.5)]);
   if (variant !== "no bias") qkv = g.op("Add", [g.weight("qkv.b", [3 * D], 0.2), qkv]);
-  const target = g.op("Concat", [unsq(b), unsq(t), g.ints([3]), g.ints([H]), unsq(headSize)], { axis: 0 });
+  const target = fixed
+    ? raw([0, T, 3, H, D / H], 7)
+    : g.op("Concat", [unsq(b), unsq(t), g.ints([3]), g.ints([H]), unsq(headSize)], { axis: 0 });
   const split = g.op("Transpose", [g.op("Reshape", [qkv, target])], { perm: [2, 0, 3, 1, 4] });
   const [q, k, v] = [0, 1, 2].map((i) => g.op("Gather", [split, scalar(i)], { axis: 0 }));
   const kT = variant === "k not transposed" ? k : g.op("Transpose", [k], { perm: [0, 1, 3, 2] });
-  const scale = g.op("Pow", [g.op("Cast", [headSize], { to: 1 }), g.scalar(-0.5)]);
+  // The exporter's run-time scale · (q·kᵀ), or a constant divisor √d.
+  const scores = fixed
+    ? g.op("Div", [g.op("MatMul", [q, kT]), raw([Math.sqrt(D / H)], 1, [])])
+    : g.op("Mul", [g.op("MatMul", [q, kT]), g.op("Pow", [g.op("Cast", [headSize], { to: 1 }), g.scalar(-0.5)])]);
   const probs =
     variant === "probabilities out"
-      ? g.named("probs", "Softmax", [g.op("Mul", [g.op("MatMul", [q, kT]), scale])], { axis: -1 })
-      : g.op("Softmax", [g.op("Mul", [g.op("MatMul", [q, kT]), scale])], { axis: -1 });
+      ? g.named("probs", "Softmax", [scores], { axis: -1 })
+      : g.op("Softmax", [scores], { axis: -1 });
   const merged = g.op("Transpose", [g.op("MatMul", [probs, v])], { perm: [0, 2, 1, 3] });
-  const flat = g.op("Reshape", [merged, g.op("Concat", [unsq(b), unsq(t), unsq(d)], { axis: 0 })]);
+  const flatShape = fixed ? raw([0, T, D], 7) : g.op("Concat", [unsq(b), unsq(t), unsq(d)], { axis: 0 });
+  const flat = g.op("Reshape", [merged, flatShape]);
   g.named("y", "MatMul", [flat, g.weight("proj.w", [D, D], 0.5)]);
   g.output("y");
   if (variant === "probabilities out") g.output("probs");
@@ -66,7 +85,7 @@ async function run(model: ModelProto, x: Float32Array): Promise<Float32Array> {
 }
 
 describe("attention fusion", () => {
-  for (const variant of ["exported", "no bias"] as const) {
+  for (const variant of ["exported", "static shapes", "no bias"] as const) {
     it(`fuses the ${variant} attention into one Attention node within float tolerance`, async () => {
       const x = new Float32Array(3 * T * D).map((_, i) => Math.cos(i * 0.7));
       const plain = await run(exportedAttention(variant), x);

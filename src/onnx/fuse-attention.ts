@@ -242,6 +242,14 @@ function constantValues(name: string, g: GraphLookup): number[] | undefined {
     const v = scalarValue(tensor);
     return v === undefined ? undefined : [v];
   }
+  const raw = tensor.rawData;
+  if (raw && raw.length > 0 && size <= 16) {
+    // Exporters usually store constants as raw little-endian bytes.
+    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    if (tensor.dataType === 7) return Array.from({ length: size }, (_, i) => Number(view.getBigInt64(8 * i, true)));
+    if (tensor.dataType === 1) return Array.from({ length: size }, (_, i) => view.getFloat32(4 * i, true));
+    return undefined;
+  }
   const ints = tensor.int64Data.length ? tensor.int64Data.map(toNumber) : undefined;
   return ints ?? (tensor.floatData.length ? [...tensor.floatData] : undefined);
 }

@@ -138,7 +138,8 @@ for (const n of sizes) {
   const dittoMs: number[][] = settings.map(() => []);
   // The least an uncached run can take here: the step's matrix products alone, chained in one ONNX Runtime session
   // (bench/gemm-floor.ts), run `steps` times at the network batch (both halves of classifier-free guidance).
-  const floor = await chainSession(arch as unknown as ChainShape, n * (cfg > 1 ? 2 : 1) * arch.tokens, threads);
+  const shape: ChainShape = { blocks: arch.blocks, hidden: arch.hidden, mlpRatio: arch.mlpRatio, tokens: arch.tokens };
+  const floor = await chainSession(shape, n * (cfg > 1 ? 2 : 1) * arch.tokens, threads);
   const floorMs: number[] = [];
   for (let r = 0; r < repeats; r++) {
     process.stderr.write(`${n} samples: repeat ${r + 1} of ${repeats}…\n`);

@@ -18,13 +18,14 @@
  * a session that taps the attention probabilities (ProfilingDiT's profiler) keeps the exported form.
  */
 import {
+  constantTensor,
   type GraphLookup,
   indexGraph,
   MS_DOMAIN,
   producerOf,
   replaceNodes,
-  scalarValue,
   soleReader,
+  tensorValues,
 } from "./fusion.ts";
 import { graphOf, type ModelProto, type NodeProto, onnx, type TensorProto, toNumber } from "./proto.ts";
 
@@ -230,28 +231,8 @@ function samePerm(node: NodeProto, perm: number[]): boolean {
 
 /** The values of a constant tensor (initializer or Constant node), when it holds a few numbers. */
 function constantValues(name: string, g: GraphLookup): number[] | undefined {
-  let tensor = g.initializers.get(name);
-  if (!tensor) {
-    const p = g.producer.get(name);
-    if (p === undefined || g.nodes[p].opType !== "Constant") return undefined;
-    tensor = g.nodes[p].attribute.find((a) => a.name === "value")?.t as TensorProto | undefined;
-  }
-  if (!tensor) return undefined;
-  const size = tensor.dims.reduce((a, d) => a * toNumber(d), 1);
-  if (size === 1) {
-    const v = scalarValue(tensor);
-    return v === undefined ? undefined : [v];
-  }
-  const raw = tensor.rawData;
-  if (raw && raw.length > 0 && size <= 16) {
-    // Exporters usually store constants as raw little-endian bytes.
-    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-    if (tensor.dataType === 7) return Array.from({ length: size }, (_, i) => Number(view.getBigInt64(8 * i, true)));
-    if (tensor.dataType === 1) return Array.from({ length: size }, (_, i) => view.getFloat32(4 * i, true));
-    return undefined;
-  }
-  const ints = tensor.int64Data.length ? tensor.int64Data.map(toNumber) : undefined;
-  return ints ?? (tensor.floatData.length ? [...tensor.floatData] : undefined);
+  const tensor = constantTensor(name, g);
+  return tensor && tensorValues(tensor);
 }
 
 const INT_TYPES = new Set([2, 3, 4, 5, 6, 7, 12, 13]);

@@ -50,40 +50,48 @@ export function consumedOnlyBy(x: string, nodes: number[], g: GraphLookup): bool
   return (g.consumers.get(x) ?? []).every((c) => nodes.includes(c));
 }
 
-/** Whether a tensor is a one-element float constant (initializer or Constant node) within 1e-6 of `value`. */
-export function isScalar(name: string, value: number, g: GraphLookup): boolean {
+/** The tensor of an initializer or of a Constant node's `value`, if `name` is one. */
+export function constantTensor(name: string, g: GraphLookup): TensorProto | undefined {
   const init = g.initializers.get(name);
-  let tensor: TensorProto | undefined = init;
-  if (!tensor) {
-    const p = g.producer.get(name);
-    const n = p === undefined ? undefined : g.nodes[p];
-    if (n?.opType !== "Constant") return false;
-    const attr = n.attribute.find((a) => a.name === "value" || a.name === "value_float");
-    if (attr?.name === "value_float") return Math.abs((attr.f ?? Number.NaN) - value) <= 1e-6 * Math.abs(value);
-    tensor = attr?.t as TensorProto | undefined;
-  }
-  if (!tensor) return false;
-  if (tensor.dims.reduce((p, d) => p * toNumber(d), 1) !== 1) return false;
-  const v = scalarValue(tensor);
-  return v !== undefined && Math.abs(v - value) <= 1e-6 * Math.abs(value);
+  if (init) return init;
+  const p = g.producer.get(name);
+  if (p === undefined || g.nodes[p].opType !== "Constant") return undefined;
+  return g.nodes[p].attribute.find((a) => a.name === "value")?.t as TensorProto | undefined;
 }
 
-export function scalarValue(t: TensorProto): number | undefined {
+/** Whether a tensor is a one-element float constant (initializer or Constant node) within 1e-6 of `value`. */
+export function isScalar(name: string, value: number, g: GraphLookup): boolean {
+  const p = g.producer.get(name);
+  const floatAttr = p === undefined ? undefined : g.nodes[p].attribute.find((a) => a.name === "value_float");
+  if (g.nodes[p ?? -1]?.opType === "Constant" && floatAttr)
+    return Math.abs((floatAttr.f ?? Number.NaN) - value) <= 1e-6 * Math.abs(value);
+  const tensor = constantTensor(name, g);
+  const v = tensor ? tensorValues(tensor, 1) : undefined;
+  return v?.length === 1 && Math.abs(v[0] - value) <= 1e-6 * Math.abs(value);
+}
+
+/**
+ * The numbers a float32/float64/int64/int32 tensor holds, from its typed fields or its raw little-endian bytes (how
+ * exporters usually store constants); undefined for other types or more than `limit` elements.
+ */
+export function tensorValues(t: TensorProto, limit = 16): number[] | undefined {
+  const size = t.dims.reduce((a, d) => a * toNumber(d), 1);
+  if (size > limit) return undefined;
   const raw = t.rawData;
   if (raw && raw.length > 0) {
     const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-    if (t.dataType === 1) return view.getFloat32(0, true);
-    if (t.dataType === 11) return view.getFloat64(0, true);
-    if (t.dataType === 10 || t.dataType === 16) return undefined;
-    if (t.dataType === 7) return Number(view.getBigInt64(0, true));
-    if (t.dataType === 6) return view.getInt32(0, true);
-    return undefined;
+    const read: Record<number, [number, (at: number) => number]> = {
+      1: [4, (at) => view.getFloat32(at, true)],
+      11: [8, (at) => view.getFloat64(at, true)],
+      7: [8, (at) => Number(view.getBigInt64(at, true))],
+      6: [4, (at) => view.getInt32(at, true)],
+    };
+    const reader = read[t.dataType ?? 0];
+    if (!reader || raw.byteLength < size * reader[0]) return undefined;
+    return Array.from({ length: size }, (_, i) => reader[1](i * reader[0]));
   }
-  if (t.floatData.length > 0) return t.floatData[0];
-  if (t.doubleData.length > 0) return t.doubleData[0];
-  if (t.int64Data.length > 0) return toNumber(t.int64Data[0]);
-  if (t.int32Data.length > 0) return t.int32Data[0];
-  return undefined;
+  const typed = [t.floatData, t.doubleData, t.int64Data.map(toNumber), t.int32Data].find((v) => v.length > 0);
+  return typed ? Array.from(typed as ArrayLike<number>).slice(0, size) : undefined;
 }
 
 /**

@@ -5,7 +5,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { equalWindow, median } from "../src/bench/harness.ts";
+import { meanOfRuns, median, runsToSpan } from "../src/bench/harness.ts";
 import { tablePolicy } from "../src/cache/policies/schedule.ts";
 import type { CachePolicy } from "../src/cache/policy.ts";
 import { parseCacheSpec } from "../src/cache/registry.ts";
@@ -61,9 +61,14 @@ export async function measureUnitTax(
       };
       const labels = Object.keys(policies);
       const calls: Record<string, number> = {};
+      // Each timing is the mean over back-to-back runs spanning about TIMING_WINDOW_MS: on the small graphs one
+      // run of 10 steps lasts a few milliseconds, too short to time against a shared machine's load.
+      const runs: Record<string, number> = {};
       for (const label of labels) {
-        const r = await pipeline.generate({ ...request, cache: policies[label] }); // warm sessions
+        const generate = () => pipeline.generate({ ...request, cache: policies[label] });
+        const r = await generate(); // warm sessions
         calls[label] = Object.values(r.reports[0].sessionCalls).reduce((a, b) => a + b, 0) / steps;
+        runs[label] = await runsToSpan(TIMING_WINDOW_MS, generate, 1000);
       }
       const times: Record<string, number[]> = Object.fromEntries(labels.map((l) => [l, []]));
       const cpu: Record<string, number[]> = Object.fromEntries(labels.map((l) => [l, []]));
@@ -71,14 +76,8 @@ export async function measureUnitTax(
         // Rotate the order each repeat so no policy always runs first (or after the same neighbour).
         for (let k = 0; k < labels.length; k++) {
           const label = labels[(k + r) % labels.length];
-          // Each timing is the mean over back-to-back runs filling TIMING_WINDOW_MS: on the small graphs one run
-          // of 10 steps lasts a few milliseconds, too short to time against a shared machine's load.
           const before = process.cpuUsage();
-          const w = await equalWindow(
-            TIMING_WINDOW_MS,
-            () => pipeline.generate({ ...request, cache: policies[label] }),
-            1000,
-          );
+          const w = await meanOfRuns(runs[label], () => pipeline.generate({ ...request, cache: policies[label] }));
           const used = process.cpuUsage(before);
           times[label].push(w.meanMs);
           cpu[label].push((used.user + used.system) / 1000 / w.runs);

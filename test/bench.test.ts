@@ -1,7 +1,7 @@
 /** The benchmark's smoke test: the table's structure and the identities, not speed. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { equalWindow, MAX_WINDOW_RUNS, QUICK_SETTINGS, runBench } from "../src/bench/harness.ts";
+import { MAX_WINDOW_RUNS, meanOfRuns, QUICK_SETTINGS, runBench, runsToSpan } from "../src/bench/harness.ts";
 import { benchJson, benchMarkdown, benchPlot } from "../src/bench/report.ts";
 import { type GenerationResult, loadPipeline } from "../src/pipeline.ts";
 import { SHIPPED_MODEL } from "./helpers.ts";
@@ -50,7 +50,7 @@ describe("ditto bench --quick", () => {
   });
 });
 
-describe("equalWindow", () => {
+describe("runsToSpan and meanOfRuns", () => {
   const runsOf = (ms: number) => {
     let calls = 0;
     const generate = async () => {
@@ -59,13 +59,20 @@ describe("equalWindow", () => {
     };
     return { generate, calls: () => calls };
   };
-  it("repeats a short run until it spans the window and returns the mean", async () => {
+  it("fixes the run count from one calibration run, then averages that many runs", async () => {
     const r = runsOf(30);
-    const w = await equalWindow(100, r.generate);
-    assert.deepEqual([w.runs, w.meanMs, r.calls()], [4, 30, 4]);
+    const runs = await runsToSpan(100, r.generate);
+    const w = await meanOfRuns(runs, r.generate);
+    assert.deepEqual([runs, w.runs, w.meanMs, r.calls()], [3, 3, 30, 4]);
   });
   it("runs once when one run already spans the window, and at most MAX_WINDOW_RUNS times", async () => {
-    assert.equal((await equalWindow(10, runsOf(50).generate)).runs, 1);
-    assert.equal((await equalWindow(1e9, runsOf(1).generate)).runs, MAX_WINDOW_RUNS);
+    assert.equal(await runsToSpan(10, runsOf(50).generate), 1);
+    assert.equal(await runsToSpan(1e9, runsOf(1).generate), MAX_WINDOW_RUNS);
+  });
+  it("does not let the timed runs decide how many of them count", async () => {
+    // A slow first run followed by fast ones: the mean covers every run asked for, not just the first.
+    const times = [80, 20, 20];
+    const generate = async () => ({ wallMs: times.shift() as number }) as GenerationResult;
+    assert.equal((await meanOfRuns(3, generate)).meanMs, 40);
   });
 });

@@ -1,8 +1,8 @@
 /**
  * The fidelity-and-speed benchmark. For each cache policy: median wall time over repeats with the uncached run
- * interleaved (A B A B …, so drift cancels; each B repeated back to back to span A's time, equalWindow), the measured
- * speedup as the median of the paired ratios with their range, the ideal speedup from skipped FLOPs, and peak cache
- * memory.
+ * interleaved (A B, B A, A B …, so drift and order cancel; each B repeated back to back to span about A's time,
+ * runsToSpan), the measured speedup as the median of the paired ratios with their range, the ideal speedup from
+ * skipped FLOPs, and peak cache memory.
  *
  * Quality comes in two kinds. Reference-based metrics need only the uncached images of the same seeds and classes,
  * so they work for any model (any channels × size): PSNR, SSIM and NLPD (a perceptual distance, no classifier).
@@ -162,13 +162,28 @@ export async function runBench(
     const pairs: { a: number; b: number }[] = [];
     let ideal = 1;
     let cacheBytes = 0;
+    const uncachedRun = async () => {
+      const run = await pipeline.generate({ ...timing, cache: "none" });
+      tick(`${policy.spec}: timing`);
+      return run;
+    };
+    const cachedRun = () => pipeline.generate({ ...timing, cache: policy });
+    // The cached side spans about as long as the uncached run: a 0.5 s run beside a 5 s one would otherwise
+    // sample the host's load at one moment while its partner averages over ten times as long.
+    const runs = await runsToSpan(
+      uncachedWall.length > 0 ? median(uncachedWall) : (await pipeline.generate({ ...timing, cache: "none" })).wallMs,
+      cachedRun,
+    );
+    const cachedWindow = async () => {
+      const window = await meanOfRuns(runs, cachedRun);
+      tick(`${policy.spec}: timing`);
+      return window;
+    };
     for (let r = 0; r < settings.repeats; r++) {
-      const a = await pipeline.generate({ ...timing, cache: "none" });
-      tick(`${policy.spec}: timing`);
-      // The cached side fills a window as long as the uncached run (equalWindow): a 0.5 s run beside a 5 s one
-      // would otherwise sample the host's load at one moment while its partner averages over ten times as long.
-      const b = await equalWindow(a.wallMs, () => pipeline.generate({ ...timing, cache: policy }));
-      tick(`${policy.spec}: timing`);
+      // The order flips every repeat: with the uncached run always first, `none` timed against itself read 0.89×.
+      const b0 = r % 2 === 1 ? await cachedWindow() : undefined;
+      const a = await uncachedRun();
+      const b = b0 ?? (await cachedWindow());
       pairs.push({ a: a.wallMs, b: b.meanMs });
       ideal = b.last.reports[0].idealSpeedup;
       cacheBytes = Math.max(cacheBytes, ...b.last.reports.map((rep) => rep.cachePeakBytes));
@@ -333,24 +348,35 @@ function rescale(data: Float32Array, from: [number, number], to: [number, number
 export const MAX_WINDOW_RUNS = 20;
 
 /**
- * Runs `generate` back to back until the runs together last at least `windowMs` (at most `maxRuns` runs) and
- * returns their mean wall time: the cached side of a timing pair then spans the same stretch of the host's load as
- * the uncached side, as a benchmark library repeats a short case up to a minimum time.
+ * How many back-to-back runs of `generate` span `windowMs` (1 to `maxRuns`), from one untimed calibration run. The
+ * count is fixed before the timed runs, so it never depends on the runs it averages: stopping once their total
+ * passed the window kept a slow first run alone but averaged a fast one with the next, which biased the mean
+ * slow (`none` timed against itself read 0.89–0.95×).
  */
-export async function equalWindow(
+export async function runsToSpan(
   windowMs: number,
   generate: () => Promise<GenerationResult>,
   maxRuns = MAX_WINDOW_RUNS,
+): Promise<number> {
+  const calibration = await generate();
+  return Math.min(maxRuns, Math.max(1, Math.round(windowMs / calibration.wallMs)));
+}
+
+/**
+ * The mean wall time of `runs` back-to-back runs of `generate`: a short case repeated to span about as long a
+ * stretch of the host's load as its longer partner (runsToSpan), as a benchmark library repeats a short case.
+ */
+export async function meanOfRuns(
+  runs: number,
+  generate: () => Promise<GenerationResult>,
 ): Promise<{ meanMs: number; runs: number; last: GenerationResult }> {
   let total = 0;
-  let runs = 0;
-  let last: GenerationResult;
-  do {
+  let last: GenerationResult | undefined;
+  for (let i = 0; i < Math.max(1, runs); i++) {
     last = await generate();
     total += last.wallMs;
-    runs++;
-  } while (total < windowMs && runs < maxRuns);
-  return { meanMs: total / runs, runs, last };
+  }
+  return { meanMs: total / Math.max(1, runs), runs: Math.max(1, runs), last: last as GenerationResult };
 }
 
 export interface RepeatSummary {

@@ -30,7 +30,7 @@ export function benchMarkdown(result: BenchResult, command: string): string {
     : "classifier metrics (FD, KID, accuracy, TFUP, feature dist.): n/a — the model's manifest names no evaluation classifier";
   const lines = [
     `Measured on ${s.date}, model ${s.model}, ${s.steps} ${sampler} steps, CFG ${s.cfg}; quality over ${s.samples} samples ` +
-      `(seeds 0–${s.samples - 1}, classes cycling); timing: median of ${s.repeats} interleaved runs of ${s.timingSamples} ` +
+      `(seeds 0–${s.samples - 1}, classes cycling); timing: median of ${s.repeats} interleaved pairs (order flipped each repeat) of ${s.timingSamples} ` +
       `samples, each cached run repeated back to back to span its uncached partner's time (range: min–max speedup ` +
       `over the repeats), uncached ${fmt(s.uncachedWallMs / 1000, 2)} s; ${judged}. ` +
       `Command: \`${command}\``,

@@ -1,13 +1,19 @@
 /**
- * `npm run bench:overhead`: what splitting the model into sessions costs. First the median ratio of the block-split
- * uncached forward time to one whole-model session, over interleaved repeated runs, at batch 1 and batch 16; then
- * the per-unit tax of policies that compute every unit (`fbcache:threshold=0`, `fora:interval=1`, an all-compute
- * table) against uncached on the shipped model and two small graphs (bench/unit-tax-measure.ts; env REPEATS_TAX,
- * default 15: at 5 the medians of single cells swung ±7 % between runs, STEPS, THREADS as bench:unit-tax's REPEATS, STEPS, THREADS).
- * Last line: {"ratioBatch1": …, "ratioBatch16": …, "policies": {"<model>": {"batch1": {"<policy>": ratio, …}, …}}}.
+ * `npm run bench:overhead`: what splitting the model into sessions costs. First the median ratios to one
+ * whole-model session, over interleaved repeated runs at batch 1 and batch 16, of the uncached forward time of the
+ * block-split chain (embed, one session per block, head) and of the switched step (conditioning + the one session
+ * a per-branch table's steps run, every branch computed); then the per-unit tax of policies that compute every unit
+ * (`fbcache:threshold=0`, `fora:interval=1`, an all-compute table) against uncached on the shipped model and two
+ * small graphs (bench/unit-tax-measure.ts; env REPEATS_TAX, default 15: at 5 the medians of single cells swung ±7 %
+ * between runs, STEPS, THREADS as bench:unit-tax's REPEATS, STEPS, THREADS). Last line: {"ratioBatch1": …,
+ * "ratioBatch16": …, "switchedRatioBatch1": …, "switchedRatioBatch16": …, "policies": {"<model>": {"batch1":
+ * {"<policy>": ratio, …}, …}}}.
  */
+
+import { Tensor } from "onnxruntime-common";
 import { relaunchWithMallocTuning } from "../bin/malloc-tuning.js";
 import { median } from "../src/bench/harness.ts";
+import { switchNames } from "../src/onnx/switch.ts";
 import { loadDiT } from "../src/runtime/dit.ts";
 import type { TensorStore } from "../src/runtime/segment.ts";
 import { syntheticFeeds } from "./synthetic-feeds.ts";
@@ -22,37 +28,55 @@ const blocks = await Promise.all(
   model.structure.blocks.map((b) => model.range(b.atoms[0], (b.atoms.at(-1) as number) + 1)),
 );
 const segments = [await model.embed(), ...blocks, await model.head()];
+// What the engine runs for a step of a per-branch table (BAC, HarmoniCa, L2C) since issue 14: the conditioning
+// session (once per generation there, every forward here, so both sides do the same work) and the switched step
+// session (onnx/switch.ts), timed with every branch computed.
+const units = model.structure.atoms.map((_, i) => ({ start: i, end: i + 1, cache: "value" as const }));
+const conditioning = await model.conditioning();
+const switchedStep = await model.switched(units, true);
+const flag = (on: boolean) => new Tensor("bool", new Uint8Array([on ? 1 : 0]), [1]);
 const result: Record<string, number> = {};
 for (const batch of [1, 16]) {
   const feeds = syntheticFeeds(
     model.manifest,
     new Int32Array(batch).map((_, i) => i % 10),
   );
-  const split = async () => {
-    const store: TensorStore = new Map(Object.entries(feeds));
-    for (const s of segments) await s.run(store);
+  const forwards: Record<string, () => Promise<unknown>> = {
+    whole: () => whole.run(feeds),
+    split: async () => {
+      const store: TensorStore = new Map(Object.entries(feeds));
+      for (const s of segments) await s.run(store);
+    },
+    switched: async () => {
+      const store: TensorStore = new Map(Object.entries(feeds));
+      units.forEach((_, u) => {
+        const names = switchNames(u);
+        store.set(names.flag, flag(true));
+        store.set(names.keep, flag(false));
+        store.set(names.cached, new Tensor("float32", new Float32Array(0), [0]));
+      });
+      await conditioning?.run(store);
+      await switchedStep.run(store);
+    },
   };
-  const monolithic = () => whole.run(feeds);
-  for (let i = 0; i < 3; i++) await Promise.all([]).then(split).then(monolithic);
-  const ratios: number[] = [];
-  const times: number[] = [];
-  const timed = async (run: () => Promise<unknown>) => {
-    const t0 = performance.now();
-    await run();
-    return performance.now() - t0;
-  };
+  const labels = Object.keys(forwards);
+  for (let i = 0; i < 3; i++) for (const label of labels) await forwards[label]();
+  const times: Record<string, number[]> = Object.fromEntries(labels.map((l) => [l, []]));
   for (let r = 0; r < repeats; r++) {
-    // The order flips every repeat, so neither side always runs first after the other has warmed the caches.
-    const [tw, ts] =
-      r % 2 === 0
-        ? [await timed(monolithic), await timed(split)]
-        : await timed(split).then(async (s) => [await timed(monolithic), s]);
-    ratios.push(ts / tw);
-    times.push(tw);
+    // The order rotates every repeat, so no forward always runs first or after the same neighbour.
+    for (let k = 0; k < labels.length; k++) {
+      const label = labels[(k + r) % labels.length];
+      const t0 = performance.now();
+      await forwards[label]();
+      times[label].push(performance.now() - t0);
+    }
   }
-  result[`ratioBatch${batch}`] = Math.round(median(ratios) * 1000) / 1000;
+  const ratio = (label: string) => median(times[label].map((t, i) => t / times.whole[i]));
+  result[`ratioBatch${batch}`] = Math.round(ratio("split") * 1000) / 1000;
+  result[`switchedRatioBatch${batch}`] = Math.round(ratio("switched") * 1000) / 1000;
   console.log(
-    `batch ${batch}: whole-model ${median(times).toFixed(2)} ms per forward; block-split ÷ whole = ${median(ratios).toFixed(3)} (median of ${repeats})`,
+    `batch ${batch}: whole-model ${median(times.whole).toFixed(2)} ms per forward; block-split ÷ whole = ` +
+      `${ratio("split").toFixed(3)}, switched step ÷ whole = ${ratio("switched").toFixed(3)} (medians of ${repeats})`,
   );
 }
 await whole.release();

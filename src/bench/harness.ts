@@ -370,13 +370,14 @@ export async function meanOfRuns(
   runs: number,
   generate: () => Promise<GenerationResult>,
 ): Promise<{ meanMs: number; runs: number; last: GenerationResult }> {
+  const n = Math.max(1, runs);
   let total = 0;
   let last: GenerationResult | undefined;
-  for (let i = 0; i < Math.max(1, runs); i++) {
+  for (let i = 0; i < n; i++) {
     last = await generate();
     total += last.wallMs;
   }
-  return { meanMs: total / Math.max(1, runs), runs: Math.max(1, runs), last: last as GenerationResult };
+  return { meanMs: total / n, runs: n, last: last as GenerationResult };
 }
 
 export interface RepeatSummary {

@@ -120,8 +120,8 @@ export async function run(argv: string[]): Promise<void> {
 /**
  * How long the bench will take, printed first: the work in sample-steps (as runBench schedules it) times the
  * uncached cost of one sample-step, measured on a short probe at the timing batch size. Each cached timing window
- * spans about one uncached run (runsToSpan, which adds one calibration run per policy); the quality runs of cached policies are faster, so this is an upper
- * bound.
+ * spans about one uncached run (runsToSpan, plus one calibration run per policy); the quality runs of cached
+ * policies are faster, so this is an upper bound.
  */
 async function estimate(pipeline: Pipeline, policies: number, s: BenchSettings): Promise<string> {
   const seeds = Array.from({ length: Math.min(s.timingSamples, s.batch) }, (_, i) => i);

@@ -7,7 +7,7 @@ import { GraphError } from "../src/errors.ts";
 import { extractSubModel } from "../src/onnx/extract.ts";
 import { GraphIndex } from "../src/onnx/graph.ts";
 import { decodeOnnx, loadOnnx } from "../src/onnx/load.ts";
-import { graphOf, onnx, type TensorProto } from "../src/onnx/proto.ts";
+import { graphOf, type NodeProto, onnx, type TensorProto } from "../src/onnx/proto.ts";
 import { switchBranches } from "../src/onnx/switch.ts";
 import { nodeBackend } from "../src/runtime/node-backend.ts";
 import { buildDiTLlama } from "./fixtures/dit-llama.ts";
@@ -215,6 +215,45 @@ describe("switchBranches", () => {
     const cached = new Tensor("float32", Float32Array.from([10, 20]), [1, 2]);
     const reused = await session.run({ h, on: bool(false), keep: bool(false), c: cached });
     assert.deepEqual(Array.from(reused.out.data as Float32Array), [63, 126]);
+    assert.equal((reused.f.data as Float32Array).length, 0);
+    await session.release();
+  });
+
+  it("takes the gate Mul into the If and nests the hand-out, so a reused branch runs one If", () => {
+    const model = decodeOnnx(gatedGraph(), "gated");
+    switchBranches(model, [branch]);
+    const top = graphOf(model).node as NodeProto[];
+    assert.deepEqual(
+      top.map((n) => n.opType),
+      ["If", "Add", "Mul"],
+    );
+    assert.deepEqual(top[0].output, ["gv", "f"]);
+  });
+
+  it("leaves the gate outside when the branch value has other readers", async () => {
+    // h1 = h + 2·v as before, out = 3·h1 + v: v is read twice, so the If yields v itself.
+    const g = new GraphBuilder();
+    const h = g.input("h", 1, ["n", 2]);
+    const t = g.named("t", "MatMul", [h, g.weight("w", [2, 2], 0, [1, -1, 2, 1])]);
+    const v = g.named("v", "Relu", [t]);
+    const h1 = g.named("h1", "Add", [h, g.named("gv", "Mul", [v, g.scalar(2)])]);
+    g.named("out", "Add", [g.named("h3", "Mul", [h1, g.scalar(3)]), v]);
+    g.output("out", 1, ["n", 2]);
+    const model = decodeOnnx(g.build(), "twice");
+    switchBranches(model, [branch]);
+    const ifNode = (graphOf(model).node as NodeProto[]).find((n) => n.opType === "If") as NodeProto;
+    assert.deepEqual(ifNode.output, ["v", "f"]);
+    const session = await nodeBackend.createSession(onnx.ModelProto.encode(model).finish(), {});
+    const h0 = new Tensor("float32", Float32Array.from([1, 2]), [1, 2]);
+    const none = new Tensor("float32", new Float32Array(0), [0]);
+    // computed: v = [5, 1]; out = 3·(h + 2v) + v = [38, 13]
+    const computed = await session.run({ h: h0, on: bool(true), keep: bool(true), c: none });
+    assert.deepEqual(Array.from(computed.out.data as Float32Array), [38, 13]);
+    assert.deepEqual(Array.from(computed.f.data as Float32Array), [5, 1]);
+    // reused: v = c = [10, 20]; out = 3·(h + 2c) + c = [73, 146]
+    const cached = new Tensor("float32", Float32Array.from([10, 20]), [1, 2]);
+    const reused = await session.run({ h: h0, on: bool(false), keep: bool(false), c: cached });
+    assert.deepEqual(Array.from(reused.out.data as Float32Array), [73, 146]);
     assert.equal((reused.f.data as Float32Array).length, 0);
     await session.release();
   });

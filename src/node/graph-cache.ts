@@ -121,6 +121,7 @@ function dittoBuild(): string {
   const sources = [
     "src/onnx/extract.ts",
     "src/onnx/rewrite.ts",
+    "src/onnx/switch.ts",
     "src/onnx/fuse-gelu.ts",
     "src/onnx/fuse-attention.ts",
     "src/onnx/fusion.ts",

@@ -8,10 +8,14 @@
  *   `flag`: run the branch's nodes → its result, or else take the cached value passed in (a `delta` branch:
  *           base + cached delta);
  *   `keep`: hand the computed value out ("fresh"; a `delta` branch: result − base), or else an empty tensor — a
- *           value no later step reads costs no copy.
+ *           value no later step reads costs no copy. This If is nested in the computing arm, so a reused branch
+ *           runs one If, not two.
  *
- * Nodes downstream (the gate, the residual add, later blocks, the head) are untouched and read the `If`'s result,
- * so the current step's gate still scales a reused pre-gate value.
+ * Nodes downstream (the residual add, later blocks, the head) are untouched and read the `If`'s result, so the
+ * current step's gate still scales a reused pre-gate value. A value branch read only by one Mul (its gate) takes
+ * that Mul into both arms: the reuse arm is then `gate ⊙ cached`, written straight into the If's output, where an
+ * Identity arm would copy the cached value first. Each reused branch costs work that the FLOP count calls free; at
+ * network batch 12 on the shipped model these two changes cut a step that reuses every branch by about a quarter.
  */
 import { GraphError } from "../errors.ts";
 import { makeValueInfo } from "./extract.ts";
@@ -81,12 +85,20 @@ export function switchBranches(model: ModelProto, branches: SwitchedBranch[]): v
         });
     }
   }
-  const ifAt = new Map(branches.map((branch, b) => [producer.get(branch.result) as number, b]));
+  // The If stands where the branch's last node stood, or where its gate Mul stood when that is taken in: every
+  // input of the branch and of the Mul is defined by then, and nothing between reads the branch.
+  const ifAt = new Map<number, number>();
+  const gateMuls = branches.map((branch, b) => {
+    const mul = gateMulOf(nodes, consumers, outputs, branch);
+    if (mul !== undefined) owner.set(mul, b);
+    ifAt.set(mul ?? (producer.get(branch.result) as number), b);
+    return mul === undefined ? undefined : nodes[mul];
+  });
   graph.node = nodes.flatMap((node, i) => {
     const b = ifAt.get(i);
     if (b !== undefined) {
-      const moved = nodes.filter((_, j) => owner.get(j) === b);
-      return [switchNode(branches[b], moved), handOutNode(branches[b])];
+      const moved = nodes.filter((n, j) => owner.get(j) === b && n !== gateMuls[b]);
+      return [switchNode(branches[b], moved, gateMuls[b])];
     }
     return owner.has(i) ? [] : [node];
   });
@@ -115,49 +127,97 @@ function branchNodes(nodes: NodeProto[], producer: Map<string, number>, branch: 
   return [...found].sort((a, b) => a - b);
 }
 
-function switchNode(branch: SwitchedBranch, moved: NodeProto[]): NodeProto {
-  // Names defined inside a subgraph must not repeat outer names: only the result, which the If itself defines
-  // outside, is renamed (the other moved tensors no longer exist outside).
-  const then = `${branch.result}__ditto_then`;
-  const thenNodes = moved.map((n) =>
-    onnx.NodeProto.create({
-      ...n,
-      input: n.input.map((t) => (t === branch.result ? then : t)),
-      output: n.output.map((t) => (t === branch.result ? then : t)),
-    }),
-  );
-  const otherwise = `${branch.result}__ditto_else`;
-  const reuse = branch.base
-    ? node("Add", [branch.base, branch.cached], otherwise)
-    : node("Identity", [branch.cached], otherwise);
-  return ifOf(branch.flag, branch.result, [thenNodes, then], [[reuse], otherwise]);
+/** The one node reading a value branch's result when it is a Mul by a tensor from outside the branch (its gate). */
+function gateMulOf(
+  nodes: NodeProto[],
+  consumers: Map<string, number[]>,
+  outputs: Set<string>,
+  branch: SwitchedBranch,
+): number | undefined {
+  const readers = consumers.get(branch.result) ?? [];
+  if (branch.base || outputs.has(branch.result) || readers.length !== 1) return undefined;
+  const mul = nodes[readers[0]];
+  const others = mul.input.filter((t) => t !== branch.result);
+  return mul.opType === "Mul" && mul.input.length === 2 && others.length === 1 && !branch.members.has(others[0])
+    ? readers[0]
+    : undefined;
 }
 
-/** fresh = the computed value (a delta branch: result − base) when `keep`, else an empty tensor. */
-function handOutNode(branch: SwitchedBranch): NodeProto {
-  const then = `${branch.fresh}__ditto_then`;
-  const value = branch.base ? node("Sub", [branch.result, branch.base], then) : node("Identity", [branch.result], then);
-  const otherwise = `${branch.fresh}__ditto_else`;
-  const empty = onnx.NodeProto.create({
+/**
+ * One If per branch, outputs [what downstream reads, fresh]. Then: the branch's nodes (and its gate Mul), and the
+ * hand-out as an If on `keep` nested inside — a reused branch, the common case, then runs no hand-out If at all.
+ * Else: the cached value (gated, or added to the base) and an empty hand-out.
+ */
+function switchNode(branch: SwitchedBranch, moved: NodeProto[], gateMul?: NodeProto): NodeProto {
+  const read = gateMul ? gateMul.output[0] : branch.result;
+  // Names defined inside a subgraph must not repeat outer names: only what the If defines outside is renamed (the
+  // other moved tensors, the pre-gate result among them when the gate Mul moves in, no longer exist outside).
+  const inThen = (t: string) => (t === read ? `${read}__ditto_then` : t);
+  const thenNodes = [...moved, ...(gateMul ? [gateMul] : [])].map((n) =>
+    onnx.NodeProto.create({ ...n, input: n.input.map(inThen), output: n.output.map(inThen) }),
+  );
+  const computed = inThen(branch.result);
+  const handOut = `${branch.fresh}__ditto_then`;
+  const value = branch.base
+    ? node("Sub", [computed, branch.base], `${handOut}_keep`)
+    : node("Identity", [computed], `${handOut}_keep`);
+  thenNodes.push(
+    ifOf(
+      branch.keep,
+      [handOut],
+      [[value], [`${handOut}_keep`]],
+      [[emptyOf(branch.rank, `${handOut}_drop`)], [`${handOut}_drop`]],
+    ),
+  );
+  const otherwise = `${read}__ditto_else`;
+  const reuse = gateMul
+    ? onnx.NodeProto.create({
+        ...gateMul,
+        name: gateMul.name ? `${gateMul.name}__ditto_else` : "",
+        input: gateMul.input.map((t) => (t === branch.result ? branch.cached : t)),
+        output: [otherwise],
+      })
+    : branch.base
+      ? node("Add", [branch.base, branch.cached], otherwise)
+      : node("Identity", [branch.cached], otherwise);
+  const noHandOut = `${branch.fresh}__ditto_else`;
+  return ifOf(
+    branch.flag,
+    [read, branch.fresh],
+    [thenNodes, [inThen(read), handOut]],
+    [
+      [reuse, emptyOf(branch.rank, noHandOut)],
+      [otherwise, noHandOut],
+    ],
+  );
+}
+
+/** An empty float tensor of the given rank ([0, 1, …]). */
+function emptyOf(rank: number, output: string): NodeProto {
+  return onnx.NodeProto.create({
     opType: "Constant",
-    output: [otherwise],
+    output: [output],
     attribute: [
       {
         name: "value",
         type: TENSOR_ATTRIBUTE,
-        t: onnx.TensorProto.create({ dims: [0, ...new Array(branch.rank - 1).fill(1)], dataType: FLOAT }),
+        t: onnx.TensorProto.create({ dims: [0, ...new Array(rank - 1).fill(1)], dataType: FLOAT }),
       },
     ],
   });
-  return ifOf(branch.keep, branch.fresh, [[value], then], [[empty], otherwise]);
 }
 
-function ifOf(cond: string, output: string, then: [NodeProto[], string], otherwise: [NodeProto[], string]): NodeProto {
+function ifOf(
+  cond: string,
+  outputs: string[],
+  then: [NodeProto[], string[]],
+  otherwise: [NodeProto[], string[]],
+): NodeProto {
   return onnx.NodeProto.create({
     opType: "If",
-    name: `${output}__ditto_if`,
+    name: `${outputs[0]}__ditto_if`,
     input: [cond],
-    output: [output],
+    output: outputs,
     attribute: [subgraph("then_branch", ...then), subgraph("else_branch", ...otherwise)],
   });
 }
@@ -166,11 +226,11 @@ function node(opType: string, input: string[], output: string): NodeProto {
   return onnx.NodeProto.create({ opType, input, output: [output] });
 }
 
-function subgraph(name: string, nodes: NodeProto[], output: string): AttributeProto {
+function subgraph(name: string, nodes: NodeProto[], outputs: string[]): AttributeProto {
   const g: GraphProto = onnx.GraphProto.create({
     name,
     node: nodes,
-    output: [makeValueInfo(output, { elemType: FLOAT })],
+    output: outputs.map((o) => makeValueInfo(o, { elemType: FLOAT })),
   });
   return onnx.AttributeProto.create({ name, type: GRAPH_ATTRIBUTE, g });
 }

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Tensor } from "onnxruntime-common";
 import { tablePolicy } from "../src/cache/policies/schedule.ts";
+import { fullSteps } from "../src/cache/policies/taylorseer.ts";
 import { blockUnits, type CachePolicy, type Decision, type StepView } from "../src/cache/policy.ts";
 import { loadPipeline, type Pipeline } from "../src/pipeline.ts";
 import { assertBitIdentical, llamaModel, maxAbsDiff, SHIPPED_MODEL } from "./helpers.ts";
@@ -71,6 +72,34 @@ describe("all-compute policies cost what the uncached run costs", () => {
     assert.equal(report.cachePeakBytes, atoms * 49 * 256 * 4);
     const one = await pipeline.generate({ ...OPTS, cache: unplanned(tablePolicy(table, "halves-sequential")) });
     assertBitIdentical(r.samples, one.samples, "switched vs unit by unit");
+  });
+});
+
+describe("a synchronous table runs as FORA does", () => {
+  it("a table computing all units or none per row equals FORA with the same full steps, as one stacked unit", async () => {
+    const pipeline = await loadPipeline(SHIPPED_MODEL);
+    const atoms = pipeline.model.structure.atoms.length;
+    const steps = 8;
+    const full = fullSteps(steps, 3, 1);
+    const table = Array.from({ length: steps }, (_, s) => new Array(atoms).fill(full.includes(s) ? 1 : 0)) as (
+      | 0
+      | 1
+    )[][];
+    const opts = { classes: [1, 7], seeds: [3, 4], steps, cfg: 3 };
+    const fora = await pipeline.generate({ ...opts, cache: "fora:interval=3" });
+    const synchronous = await pipeline.generate({ ...opts, cache: tablePolicy(table, "synchronous") });
+    assertBitIdentical(synchronous.samples, fora.samples, "synchronous table vs FORA");
+    const report = synchronous.reports[0];
+    assert.deepEqual(
+      report.units.map((u) => u.cache),
+      ["stacked"],
+    );
+    assert.deepEqual(calls(report), calls(fora.reports[0]));
+    // One column off the beat: back to one unit per branch.
+    table[2][5] = 1;
+    const scattered = await pipeline.generate({ ...opts, cache: tablePolicy(table, "scattered") });
+    assert.equal(scattered.reports[0].units.length, atoms);
+    await pipeline.release();
   });
 });
 

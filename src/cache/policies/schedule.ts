@@ -18,7 +18,7 @@ import type {
   RunContext,
   StepView,
 } from "../policy.ts";
-import { atomUnits } from "../policy.ts";
+import { atomUnits, synchronousUnits } from "../policy.ts";
 
 /** Any artifact carrying a table m[s][u] over the model's atoms (branch units), in Ditto's step order. */
 export interface ScheduleArtifact extends ArtifactHeader {
@@ -75,10 +75,13 @@ export function tablePolicy(
   return {
     name,
     spec,
-    units: atomUnits,
+    // A table whose every row computes all units or none (BAC's unified and uniform ablations) is FORA with its own
+    // full steps: run as the whole stack's one unit, a full step hands out its gated sums for the steps that reuse
+    // them instead of every branch's value, and every step is one session (engine, gate projections).
+    units: (model) => (isSynchronous(table) ? synchronousUnits(model) : atomUnits(model)),
     createState: (ctx) => {
       check?.(ctx);
-      return new ScheduleState(table);
+      return new ScheduleState(table, ctx.units.length);
     },
     describe: () => ({ method: name, computedFraction: computedFraction(table) }),
   };
@@ -99,12 +102,18 @@ function readScheduleArtifact(path: string, formats?: string[]): ScheduleArtifac
   );
 }
 
+/** Every row after the first (which always computes) computes all units or none. */
+export function isSynchronous(table: (0 | 1)[][]): boolean {
+  return table.every((row, s) => s === 0 || row.every((v) => v === row[0]));
+}
+
 function checkTable(table: (0 | 1)[][], ctx: RunContext, path: string): void {
-  const units = ctx.units.length;
-  if (table.length !== ctx.steps || table.some((row) => row.length !== units)) {
+  // Columns are the model's branches, whatever units the table runs as.
+  const branches = ctx.model.atoms.length;
+  if (table.length !== ctx.steps || table.some((row) => row.length !== branches)) {
     throw new ArtifactError(
       "ARTIFACT_MISMATCH",
-      `${path} holds a ${table.length}×${table[0]?.length ?? 0} table; this run needs ${ctx.steps} steps × ${units} units`,
+      `${path} holds a ${table.length}×${table[0]?.length ?? 0} table; this run needs ${ctx.steps} steps × ${branches} units`,
       { path },
     );
   }
@@ -115,13 +124,19 @@ export function computedFraction(table: (0 | 1)[][]): number {
   return table.reduce((a, row) => a + row.reduce((x: number, v) => x + v, 0), 0) / Math.max(1, total);
 }
 
+/**
+ * Unit u reads column u; a synchronous table run as one stacked unit reads column 0 (its rows are uniform).
+ */
 class ScheduleState implements PolicyState {
   private readonly values = new Map<number, Tensor>();
 
-  constructor(private readonly table: (0 | 1)[][]) {}
+  constructor(
+    private readonly table: (0 | 1)[][],
+    private readonly unitCount: number,
+  ) {}
 
   plan(view: StepView): Decision[] {
-    return this.table[view.step].map((_, u) => this.decide(u, view));
+    return Array.from({ length: this.unitCount }, (_, u) => this.decide(u, view));
   }
 
   decide(unit: number, view: StepView): Decision {
@@ -131,6 +146,13 @@ class ScheduleState implements PolicyState {
   /** A value is read only when the next step reuses the unit; a compute there replaces it first. */
   keeps(unit: number, view: StepView): boolean {
     return this.table[view.step + 1]?.[unit] === 0;
+  }
+
+  /** The steps after this one up to the unit's next update: they reuse what it computes now. */
+  readsAt(unit: number, view: StepView): number[] {
+    const steps: number[] = [];
+    for (let s = view.step + 1; s < this.table.length && this.table[s][unit] === 0; s++) steps.push(s);
+    return steps;
   }
 
   update(unit: number, computed: ComputedUnit): void {

@@ -73,11 +73,8 @@ describe("all-compute policies cost what the uncached run costs", () => {
     const one = await pipeline.generate({ ...OPTS, cache: unplanned(tablePolicy(table, "halves-sequential")) });
     assertBitIdentical(r.samples, one.samples, "switched vs unit by unit");
   });
-});
 
-describe("a synchronous table runs as FORA does", () => {
   it("a table computing all units or none per row equals FORA with the same full steps, as one stacked unit", async () => {
-    const pipeline = await loadPipeline(SHIPPED_MODEL);
     const atoms = pipeline.model.structure.atoms.length;
     const steps = 8;
     const full = fullSteps(steps, 3, 1);
@@ -99,7 +96,6 @@ describe("a synchronous table runs as FORA does", () => {
     table[2][5] = 1;
     const scattered = await pipeline.generate({ ...opts, cache: tablePolicy(table, "scattered") });
     assert.equal(scattered.reports[0].units.length, atoms);
-    await pipeline.release();
   });
 });
 

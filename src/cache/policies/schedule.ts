@@ -103,7 +103,7 @@ function readScheduleArtifact(path: string, formats?: string[]): ScheduleArtifac
 }
 
 /** Every row after the first (which always computes) computes all units or none. */
-export function isSynchronous(table: (0 | 1)[][]): boolean {
+function isSynchronous(table: (0 | 1)[][]): boolean {
   return table.every((row, s) => s === 0 || row.every((v) => v === row[0]));
 }
 

@@ -7,6 +7,7 @@ import type { CachePolicy } from "../src/cache/policy.ts";
 import { stackUnit } from "../src/cache/policy.ts";
 import { loadPipeline, type Pipeline } from "../src/pipeline.ts";
 import { endpointPhi, fitAffineError, greedyReuse, phiFactor, profileErtaCache } from "../src/profiling/ertacache.ts";
+import { plannedTimes } from "../src/sampling/denoise.ts";
 import { gaussianNoise } from "../src/sampling/noise.ts";
 import { flowTimes } from "../src/sampling/samplers.ts";
 import { assertBitIdentical, assertRejectsWith, SHIPPED_MODEL, tempDir } from "./helpers.ts";
@@ -105,14 +106,14 @@ describe("ERTACache offline policy", () => {
       const grid = flowTimes(S, 1 + r[1] * 4);
       const reuse = Array.from({ length: S }, (_, s) => s > 0 && r[2 + (s % 60)] < 0.5);
       const phi = Array.from({ length: S }, (_, s) => r[(3 + 7 * s) % 64]);
-      const hooks = ertaHooks(
-        reuse,
-        { phi, rect: { granularity: "tensor", a: [], b: [] } },
-        { adjust: true, rectify: false, kappaMax: 2, channelOf: () => 0 },
-      );
+      const artifact = { phi, rect: { granularity: "tensor" as const, a: [], b: [] } };
+      const options = { adjust: true, rectify: false, kappaMax: 2, channelOf: () => 0 };
+      const hooks = ertaHooks(reuse, artifact, options);
+      const planned = plannedTimes(grid, S, ertaHooks(reuse, artifact, options));
       let tau = grid[0];
       let total = 0;
       for (let s = 0; s < S; s++) {
+        assert.equal(planned[s], tau, `the engine's planned time of step ${s} (its conditioning table row)`);
         const next = hooks.nextTime?.({ step: s, steps: S, time: tau, grid }) as number;
         assert.ok(next <= tau, `monotone at step ${s}`);
         total += next - tau;
@@ -176,6 +177,17 @@ describe("ERTACache on the shipped model", () => {
     assertBitIdentical(a.samples, b.samples, "ERTACache without corrections");
     const full = await pipeline.generate({ ...opts, cache: `ertacache:artifact=${path}` });
     assert.ok(full.samples.every(Number.isFinite));
+  });
+
+  it("with time adjustment reads each moved step's conditioning from the table (no embed run per step)", async () => {
+    const grid = flowTimes(opts.steps, pipeline.manifest.recommended?.shift ?? 1);
+    const r = await pipeline.generate({ ...opts, cache: `ertacache:artifact=${path},rectify=false` });
+    const [report] = r.reports;
+    assert.ok(
+      report.trace.some((t) => !grid.includes(t.time)),
+      "the time controller moved some step off the grid",
+    );
+    assert.equal(report.sessionCalls.embed, 0, JSON.stringify(report.sessionCalls));
   });
 
   it("refuses its artifact for another step count, CFG scale or model", async () => {

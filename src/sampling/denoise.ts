@@ -30,7 +30,24 @@ export interface NetworkEvaluator {
 /** Optional sampler-level hooks a cache policy may supply (ERTACache's rectification and timestep adjustment). */
 export interface StepHooks {
   transformOutput?(output: Float32Array, ctx: StepContext): Float32Array;
+  /**
+   * The time of the next step. It sees the step context only, never the model's output, so the times a run visits
+   * are known before it starts (plannedTimes).
+   */
   nextTime?(ctx: StepContext): number;
+}
+
+/**
+ * The time of each of `steps` steps the loop will evaluate: the sampler's grid, or where `hooks` moves them (a fresh
+ * instance: it is walked through the whole loop here).
+ */
+export function plannedTimes(grid: Float64Array, steps: number, hooks: StepHooks): Float64Array {
+  const times = grid.slice(0, steps);
+  if (!hooks.nextTime) return times;
+  for (let step = 0; step + 1 < steps; step++) {
+    times[step + 1] = hooks.nextTime({ step, steps, time: times[step], grid });
+  }
+  return times;
 }
 
 export interface DenoiseRequest {

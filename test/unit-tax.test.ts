@@ -97,6 +97,51 @@ describe("all-compute policies cost what the uncached run costs", () => {
     const scattered = await pipeline.generate({ ...opts, cache: tablePolicy(table, "scattered") });
     assert.equal(scattered.reports[0].units.length, atoms);
   });
+
+  it("a full step whose units are all next read by the same all-reuse steps hands out one joint projection", async () => {
+    const atoms = pipeline.model.structure.atoms.length;
+    // Full steps 0, 2, 4, 6 each followed by one step reusing everything, as FORA N=2; step 7 mixes.
+    const table = Array.from({ length: 8 }, (_, s) =>
+      Array.from({ length: atoms }, (_, u) => (s % 2 === 0 || (s === 7 && u % 3 === 0) ? 1 : 0)),
+    ) as (0 | 1)[][];
+    const opts = { classes: [1, 7], seeds: [3, 4], steps: 8, cfg: 3 };
+    const windowed = await pipeline.generate({ ...opts, cache: tablePolicy(table, "windows") });
+    // The same table with no readsAt: every full step hands out all 24 values, every reuse step gates and adds them.
+    const reference = await pipeline.generate({ ...opts, cache: withoutReads(tablePolicy(table, "per-unit")) });
+    const [report] = windowed.reports;
+    assert.equal(report.units.length, atoms, "per-branch units (the table has a mixed row)");
+    assert.deepEqual(
+      report.trace.map((t) => t.decisions),
+      reference.reports[0].trace.map((t) => t.decisions),
+    );
+    const diff = maxAbsDiff(windowed.samples, reference.samples);
+    assert.ok(diff <= 1e-5, `max |Δ| = ${diff}`);
+    // Steps 0, 2, 4: the projected stack session then the head; steps 1, 3, 5: one skip-step session each; step 6
+    // hands out per-unit values to the mixed step 7 (switched sessions).
+    const sessions = calls(report);
+    assert.equal(sessions["blocks0-11+projected"], 3, JSON.stringify(sessions));
+    assert.equal(sessions["skip-step"], 3, JSON.stringify(sessions));
+    // A readsAt promising more than the plan keeps: step 0 hands out one projection for steps 1–2, but step 2 computes
+    // some units, so those still holding a share are computed there too.
+    const mixed = [table[0], table[1], table[7]];
+    const overPromised: CachePolicy = {
+      ...tablePolicy(mixed, "over-promised"),
+      createState: (ctx) => {
+        const state = tablePolicy(mixed, "over-promised").createState(ctx);
+        const readsAt = (_u: number, view: StepView) => (view.step === 0 ? [1, 2] : []);
+        return Object.assign(Object.create(Object.getPrototypeOf(state)), state, { readsAt });
+      },
+    };
+    const short = { ...opts, steps: 3 };
+    const over = await pipeline.generate({ ...short, cache: overPromised });
+    assert.deepEqual(
+      over.reports[0].trace.map((t) => t.decisions),
+      ["C", "R", "C"].map((d) => d.repeat(atoms)),
+    );
+    const full = mixed.map((row, s) => (s === 2 ? row.map(() => 1) : row)) as (0 | 1)[][];
+    const expected = await pipeline.generate({ ...short, cache: withoutReads(tablePolicy(full, "step 2 full")) });
+    assert.ok(maxAbsDiff(over.samples, expected.samples) <= 1e-5);
+  });
 });
 
 describe("switched steps: any mix of computed and reused units in one session", () => {
@@ -167,6 +212,17 @@ describe("switched steps: any mix of computed and reused units in one session", 
 });
 
 /** The same policy with no plan: the engine asks unit by unit and runs each computed unit's own session. */
+/** The policy with its states' readsAt hidden (the engine then hands out and adds every unit's own value). */
+function withoutReads(policy: CachePolicy): CachePolicy {
+  return {
+    ...policy,
+    createState: (ctx) => {
+      const state = policy.createState(ctx);
+      return Object.assign(Object.create(Object.getPrototypeOf(state)), state, { readsAt: undefined });
+    },
+  };
+}
+
 function unplanned(policy: CachePolicy): CachePolicy {
   return {
     ...policy,

@@ -157,6 +157,8 @@ export class CacheEngine implements NetworkEvaluator {
   private readonly groups = { requests: new Map<string, number>(), shapes: new Set<string>(), params: 0 };
   /** Gate projections handed to policies (computeProjected): the later steps each one holds, in order. */
   private readonly projections = new WeakMap<Tensor, number[]>();
+  /** Each unit's share of a joint projection made by runWindow → that projection. */
+  private readonly windowShares = new WeakMap<Tensor, Tensor>();
   private projectionForm?: "direct" | "stacked";
   private states = new Map<Pass, PolicyState>();
   private run?: ActiveRun;
@@ -307,13 +309,15 @@ export class CacheEngine implements NetworkEvaluator {
   /** Runs the units and the head; `ready` runs the patch embed, which has not run yet when `patchPending`. */
   private async runUnits(step: StepWork, ready: PatchRunner, patchPending: boolean): Promise<void> {
     const { state, view } = step;
-    const plan = state.plan?.(view);
-    if (!plan) {
+    const planned = state.plan?.(view);
+    if (!planned) {
       await ready();
       await this.runSequential(step);
       return this.finishStep(step);
     }
+    const plan = [...planned];
     const approximations = plan.map((d, u) => (d === "compute" ? undefined : state.approximate(u, d, view)));
+    this.computeStrayShares(plan, approximations);
     if (patchPending && approximations.every((a) => a !== undefined)) {
       // A step that computes nothing runs as one session: patch embed → accumulate → head.
       step.pending = approximations.map((a, u) => ({ unit: u, approximation: a as Approximation, decision: plan[u] }));
@@ -327,6 +331,10 @@ export class CacheEngine implements NetworkEvaluator {
     // after 3 switched steps, 59.9 ms after 40).
     const kept = approximations.map((a, u) => a === undefined && this.keeps(step, u));
     const computed = approximations.filter((a) => a === undefined).length;
+    if (computed === plan.length && !this.run?.observer && (await this.runWindow(step, ready))) {
+      this.lastComputedSwitched = false;
+      return;
+    }
     const plain =
       computed === plan.length && (kept.every((k) => k) || kept.every((k) => !k)) && !this.lastComputedSwitched;
     if (computed > 0 && !plain && !this.run?.observer) {
@@ -529,16 +537,89 @@ export class CacheEngine implements NetworkEvaluator {
    */
   private async computeProjected(step: StepWork, u: number, letter = "C"): Promise<boolean> {
     const steps = step.state.readsAt?.(u, step.view);
-    if (!steps?.length || !this.table) return false;
     const unit = this.units[u];
-    const gates = this.model.structure.atoms.slice(unit.start, unit.end).map((a) => a.gate as string);
-    const { call, store } = step;
-    // [K, U, B, 1…, D]: each step's gates come out of the table as one buffer in `gates` order.
+    const gates = steps?.length ? this.projectionGates(step, unit.start, unit.end, steps) : undefined;
+    if (!steps || !gates) return false;
+    const projected = await this.project(step, unit.start, unit.end, steps, gates);
+    this.afterCompute(step, u, letter, true, projected);
+    return true;
+  }
+
+  /**
+   * A full step of single-branch units that are all next read at the same later steps — which then reuse or forecast
+   * every unit, as in the synchronous stretches of a learned table (L2C) — computed as one session handing out their
+   * joint gate projection for those steps, as a stacked unit does (computeProjected): each of those steps then adds
+   * one tensor instead of gating and adding every unit's value, and this step hands out one tensor, not one per unit.
+   * Unit 0 is handed the projection, the others an empty share of it (windowShares). False, having run nothing, when
+   * the step is not such a step.
+   */
+  private async runWindow(step: StepWork, ready: PatchRunner): Promise<boolean> {
+    const { atoms } = this.info;
+    const single = this.units.every((u) => u.cache === "value" && u.end - u.start === 1 && atoms[u.start].gated);
+    // Shares are checked against the plan (computeStrayShares): a policy deciding unit by unit gets none.
+    if (this.units.length < 2 || !single || !this.info.canStack || !step.state.plan) return false;
+    const reads = this.units.map((_, u) => step.state.readsAt?.(u, step.view)?.join());
+    const steps = step.state.readsAt?.(0, step.view);
+    if (!steps?.length || reads.some((r) => r !== reads[0])) return false;
+    const gates = this.projectionGates(step, 0, atoms.length, steps);
+    if (!gates) return false;
+    await ready();
+    const projected = await this.project(step, 0, atoms.length, steps, gates);
+    this.units.forEach((_, u) => {
+      const share = u === 0 ? projected : new OrtTensor("float32", new Float32Array(0), [0]);
+      this.windowShares.set(share, projected);
+      this.afterCompute(step, u, "C", true, share);
+    });
+    await this.finishStep(step);
+    return true;
+  }
+
+  /**
+   * A window's shares serve only a step that approximates every unit alike (runWindow): where a policy's readsAt
+   * promised more than its plan keeps, the units still holding a share are computed instead.
+   */
+  private computeStrayShares(plan: Decision[], approximations: (Approximation | undefined)[]): void {
+    const pending = approximations.map((a, unit) => ({
+      unit,
+      approximation: a as Approximation,
+      decision: plan[unit],
+    }));
+    if (approximations.every((a) => a !== undefined) && this.windowOf(pending)) return;
+    approximations.forEach((a, u) => {
+      if (a?.terms.some((t) => this.windowShares.has(t.tensor))) {
+        approximations[u] = undefined;
+        plan[u] = "compute";
+      }
+    });
+  }
+
+  /**
+   * The whole stack's approximation when `pending` reuses or forecasts every unit from shares of the same joint
+   * projections with the same weights (runWindow): unit 0's, whose terms hold the projections themselves.
+   */
+  private windowOf(pending: StepWork["pending"]): Approximation | undefined {
+    if (pending.length !== this.units.length) return undefined;
+    const joint = pending[0].approximation.terms;
+    const shared = pending.every(({ approximation: { terms } }) => {
+      if (terms.length !== joint.length) return false;
+      return terms.every((t, i) => t.coef === joint[i].coef && this.windowShares.get(t.tensor) === joint[i].tensor);
+    });
+    return shared && joint.length > 0 ? pending[0].approximation : undefined;
+  }
+
+  /**
+   * The gates of atoms [start, end) at each of `steps`, as one [K, U, B, 1…, D] tensor (step-major, from the
+   * conditioning table); undefined when a step's gates are not tabled.
+   */
+  private projectionGates(step: StepWork, start: number, end: number, steps: number[]): Tensor | undefined {
+    if (!this.table) return undefined;
+    const gates = this.model.structure.atoms.slice(start, end).map((a) => a.gate as string);
+    const { call } = step;
     let stacked: Float32Array | undefined;
     let dims: readonly number[] = [];
     for (const [k, s] of steps.entries()) {
       const rows = this.table.lookup(new Float64Array(call.time.length).fill(this.times[s]), call.condition, gates);
-      if (!rows) return false;
+      if (!rows) return undefined;
       const first = this.need(rows, gates[0]);
       const data = first.data as Float32Array;
       const perStep = data.length * gates.length;
@@ -546,19 +627,20 @@ export class CacheEngine implements NetworkEvaluator {
       dims = first.dims;
       stacked.set(new Float32Array(data.buffer, data.byteOffset, perStep), k * perStep);
     }
-    store.set(
-      PROJECTION_GATES,
-      new OrtTensor("float32", stacked as Float32Array, [steps.length, gates.length, ...dims]),
-    );
+    return new OrtTensor("float32", stacked as Float32Array, [steps.length, gates.length, ...dims]);
+  }
+
+  /** Runs atoms [start, end) handing out their gate projections for `steps` (appendGateProjections). */
+  private async project(step: StepWork, start: number, end: number, steps: number[], gates: Tensor): Promise<Tensor> {
+    step.store.set(PROJECTION_GATES, gates);
     // One session per engine: the form suits the number of steps it first serves (rewrite.ts says why).
     this.projectionForm ??= steps.length <= 2 ? "direct" : "stacked";
-    const segment = await this.model.projectedRange(unit.start, unit.end, this.projectionForm);
+    const segment = await this.model.projectedRange(start, end, this.projectionForm);
     this.track(segment);
-    await segment.run(store);
-    const projected = this.need(store, PROJECTED_OUTPUT);
+    await segment.run(step.store);
+    const projected = this.need(step.store, PROJECTED_OUTPUT);
     this.projections.set(projected, steps);
-    this.afterCompute(step, u, letter, true, projected);
-    return true;
+    return projected;
   }
 
   /**
@@ -589,9 +671,11 @@ export class CacheEngine implements NetworkEvaluator {
     const pending = step.pending;
     const last = pending.at(-1);
     if (!last || last.unit !== this.units.length - 1) return false;
+    const window = this.windowOf(pending);
     const stacked = pending.findIndex((p) => this.units[p.unit].cache === "stacked");
-    if (stacked >= 0 && pending.length > 1) return false;
-    const projected = stacked === 0 ? this.projectedTerms(step, last.approximation) : undefined;
+    if (!window && stacked >= 0 && pending.length > 1) return false;
+    const joint = window ?? (stacked === 0 ? last.approximation : undefined);
+    const projected = joint && this.projectedTerms(step, joint);
     if (projected === "missing") return false;
     const piece = projected
       ? accumulatePiece([{ approximation: projected }])
@@ -702,12 +786,14 @@ export class CacheEngine implements NetworkEvaluator {
     step.pending = [];
     const run = this.run as ActiveRun;
     const { atoms } = this.model.structure;
+    const window = this.windowOf(pending);
+    if (window) return this.flushJoint(step, pending, window);
     const stacked = pending.findIndex((p) => this.units[p.unit].cache === "stacked");
     if (stacked >= 0) {
       // A stacked unit is accumulated on its own; the units around it go through the general path.
       step.pending = pending.slice(0, stacked);
       await this.flush(step);
-      await this.flushStacked(step, pending[stacked]);
+      await this.flushJoint(step, [pending[stacked]], pending[stacked].approximation);
       step.pending = pending.slice(stacked + 1);
       return this.flush(step);
     }
@@ -738,24 +824,33 @@ export class CacheEngine implements NetworkEvaluator {
     }
   }
 
-  private async flushStacked(step: StepWork, p: StepWork["pending"][number]): Promise<void> {
+  /**
+   * Adds one approximation covering the consecutive units of `group`: a stacked unit's, or a window's joint
+   * projection (runWindow). Computes the units instead when a projection does not cover this step, or the sum is not
+   * finite (counted).
+   */
+  private async flushJoint(step: StepWork, group: StepWork["pending"], approximation: Approximation): Promise<void> {
     const run = this.run as ActiveRun;
-    const unit = this.units[p.unit];
     const { atoms } = this.model.structure;
-    const h = this.need(step.store, atoms[unit.start].streamIn);
-    const projected = this.projectedTerms(step, p.approximation);
-    // A projection made for other steps cannot serve this one: the unit is computed instead.
-    if (projected === "missing") return this.compute(step, p.unit, "C");
+    const first = this.units[group[0].unit];
+    const last = this.units[(group.at(-1) as (typeof group)[number]).unit];
+    const h = this.need(step.store, atoms[first.start].streamIn);
+    const projected = this.projectedTerms(step, approximation);
+    // A projection made for other steps cannot serve this one: the units are computed instead.
+    if (projected === "missing") {
+      for (const p of group) await this.compute(step, p.unit, "C");
+      return;
+    }
     const out = projected
       ? await this.accumulator.run(h, [{ approximation: projected }])
-      : await this.accumulator.runStacked(h, this.gatesOf(step, p.unit), p.approximation);
+      : await this.accumulator.runStacked(h, this.gatesOf(step, group[0].unit), approximation);
     if (isAllFinite(out)) {
-      step.store.set(atoms[unit.end - 1].streamOut, out);
-      this.markSkipped(step, p.unit, DECISION_LETTER[p.decision]);
+      step.store.set(atoms[last.end - 1].streamOut, out);
+      for (const p of group) this.markSkipped(step, p.unit, DECISION_LETTER[p.decision]);
       return;
     }
     run.report.nonFiniteFallbacks++;
-    await this.compute(step, p.unit, "N");
+    for (const p of group) await this.compute(step, p.unit, "N");
   }
 
   private markSkipped(step: StepWork, u: number, letter: string): void {

@@ -211,7 +211,6 @@ describe("switched steps: any mix of computed and reused units in one session", 
   });
 });
 
-/** The same policy with no plan: the engine asks unit by unit and runs each computed unit's own session. */
 /** The policy with its states' readsAt hidden (the engine then hands out and adds every unit's own value). */
 function withoutReads(policy: CachePolicy): CachePolicy {
   return {
@@ -223,6 +222,7 @@ function withoutReads(policy: CachePolicy): CachePolicy {
   };
 }
 
+/** The same policy with no plan: the engine asks unit by unit and runs each computed unit's own session. */
 function unplanned(policy: CachePolicy): CachePolicy {
   return {
     ...policy,

@@ -263,6 +263,14 @@ export class CacheEngine implements NetworkEvaluator {
     const run = this.run;
     if (!run) throw new Error("evaluate() called outside generate()");
     const state = this.stateFor(pass);
+    if (ctx.time !== this.times[ctx.step]) {
+      // Gate projections and table rows were made for the planned times (plannedTimes): stop rather than misuse them.
+      throw new DittoError(
+        "RUNTIME_FAILED",
+        `step ${ctx.step} runs at t = ${ctx.time}, not at the planned ${this.times[ctx.step]}: a time controller's ` +
+          "nextTime must depend on the step context only",
+      );
+    }
     const feeds = Object.entries(feedsFor(this.model.manifest, call));
     // With the conditioning tabled, each tensor is gathered when a session first reads it, and the patch embed runs
     // when first needed: a step that computes no unit runs it inside its one session instead.
@@ -324,17 +332,17 @@ export class CacheEngine implements NetworkEvaluator {
       if (await this.runTail(step, true)) return;
       step.pending = [];
     }
-    // Mixed steps, and full steps that keep only some values (a group session would be made per such pattern),
-    // run switched; a full step keeping all or none runs the plain stack session — unless the last computing step
-    // ran switched: each session holds its own weights and buffers, and the stack session run among switched steps
-    // was slower than the switched one (at network batch 12 on the shipped model: 45.5 ms after itself, 50.6 ms
-    // after 3 switched steps, 59.9 ms after 40).
     const kept = approximations.map((a, u) => a === undefined && this.keeps(step, u));
     const computed = approximations.filter((a) => a === undefined).length;
-    if (computed === plan.length && !this.run?.observer && (await this.runWindow(step, ready))) {
+    if (computed === plan.length && !this.run?.observer && (await this.runWindow(step, ready, kept))) {
       this.lastComputedSwitched = false;
       return;
     }
+    // Mixed steps, and full steps that keep only some values (a group session would be made per such pattern),
+    // run switched; a full step keeping all or none runs the plain stack session — unless the last computing step
+    // (of either pass, under separate guidance) ran switched: each session holds its own weights and buffers, and
+    // the stack session run among switched steps was slower than the switched one (at network batch 12 on the
+    // shipped model: 45.5 ms after itself, 50.6 ms after 3 switched steps, 59.9 ms after 40).
     const plain =
       computed === plan.length && (kept.every((k) => k) || kept.every((k) => !k)) && !this.lastComputedSwitched;
     if (computed > 0 && !plain && !this.run?.observer) {
@@ -442,14 +450,22 @@ export class CacheEngine implements NetworkEvaluator {
     const conditions = [...(classes ?? []), ...(usesNull && nullClass !== undefined ? [nullClass] : [])];
     const rowBytes = (name: string) => 4 * (this.model.probeDims(name) ?? []).slice(1).reduce((a, b) => a * b, 1);
     const bytesPerRow = conditioning.plan.outputs.reduce((sum, name) => sum + rowBytes(name), 0);
-    // The last table per model serves the next generation on the same grid and conditions (every batch of a run,
-    // every repeat of a benchmark): building it costs a few percent of a heavily cached generation.
+    // The last tables per model serve the next generations on the same times and conditions (every batch of a run,
+    // every repeat of a benchmark; two, for a benchmark alternating the grid with a time controller's times):
+    // building one costs a few percent of a heavily cached generation.
     const key = JSON.stringify([Array.from(times), [...new Set(conditions)].sort((a, b) => a - b)]);
-    const last = LAST_TABLE.get(this.model);
-    if (last?.key === key) return last.table;
+    const recent = LAST_TABLES.get(this.model) ?? [];
+    const found = recent.find((t) => t.key === key);
+    if (found) return found.table;
     const table = ConditioningTable.build(conditioning, this.model.manifest, times, conditions, bytesPerRow);
-    LAST_TABLE.set(this.model, { key, table });
-    table.catch(() => LAST_TABLE.delete(this.model));
+    const entry = { key, table };
+    LAST_TABLES.set(this.model, [entry, ...recent].slice(0, KEPT_TABLES));
+    table.catch(() =>
+      LAST_TABLES.set(
+        this.model,
+        (LAST_TABLES.get(this.model) ?? []).filter((t) => t !== entry),
+      ),
+    );
     return table;
   }
 
@@ -553,14 +569,22 @@ export class CacheEngine implements NetworkEvaluator {
    * Unit 0 is handed the projection, the others an empty share of it (windowShares). False, having run nothing, when
    * the step is not such a step.
    */
-  private async runWindow(step: StepWork, ready: PatchRunner): Promise<boolean> {
+  private async runWindow(step: StepWork, ready: PatchRunner, kept: boolean[]): Promise<boolean> {
     const { atoms } = this.info;
-    const single = this.units.every((u) => u.cache === "value" && u.end - u.start === 1 && atoms[u.start].gated);
+    const single = this.units.every(
+      (u, i) =>
+        u.cache === "value" &&
+        u.end - u.start === 1 &&
+        atoms[u.start].gated &&
+        u.taps === undefined &&
+        this.sideOutputs[i].length === 0,
+    );
     // Shares are checked against the plan (computeStrayShares): a policy deciding unit by unit gets none.
-    if (this.units.length < 2 || !single || !this.info.canStack || !step.state.plan) return false;
-    const reads = this.units.map((_, u) => step.state.readsAt?.(u, step.view)?.join());
-    const steps = step.state.readsAt?.(0, step.view);
-    if (!steps?.length || reads.some((r) => r !== reads[0])) return false;
+    if (this.units.length < 2 || !single || !this.info.canStack || !step.state.plan || !kept.every((k) => k))
+      return false;
+    const reads = this.units.map((_, u) => step.state.readsAt?.(u, step.view) ?? []);
+    const steps = reads[0];
+    if (steps.length === 0 || reads.some((r) => r.join() !== steps.join())) return false;
     const gates = this.projectionGates(step, 0, atoms.length, steps);
     if (!gates) return false;
     await ready();
@@ -827,7 +851,7 @@ export class CacheEngine implements NetworkEvaluator {
   /**
    * Adds one approximation covering the consecutive units of `group`: a stacked unit's, or a window's joint
    * projection (runWindow). Computes the units instead when a projection does not cover this step, or the sum is not
-   * finite (counted).
+   * finite (counted once for the group: which unit's value is at fault is not known).
    */
   private async flushJoint(step: StepWork, group: StepWork["pending"], approximation: Approximation): Promise<void> {
     const run = this.run as ActiveRun;
@@ -950,8 +974,9 @@ export class CacheEngine implements NetworkEvaluator {
   }
 }
 
-/** The last conditioning table built for each model (see conditioningTable). */
-const LAST_TABLE = new WeakMap<DiT, { key: string; table: Promise<ConditioningTable | undefined> }>();
+/** The last conditioning tables built for each model, newest first (see conditioningTable). */
+const LAST_TABLES = new WeakMap<DiT, { key: string; table: Promise<ConditioningTable | undefined> }[]>();
+const KEPT_TABLES = 2;
 
 const TRUE = new OrtTensor("bool", new Uint8Array([1]), [1]);
 const FALSE = new OrtTensor("bool", new Uint8Array([0]), [1]);

@@ -111,8 +111,9 @@ export interface PolicyState {
    * one gated sum per such step under that step's gates, far less to copy and to read back; the policy stores and
    * combines what `update` gives it as it would the stacked values. Likewise when every unit is one branch, all
    * compute at this step and all give the same steps: the engine hands out their joint projection (unit 0 gets it,
-   * the others an empty share), which serves a step that approximates every unit with the same weights. A read at a
-   * step not listed, or of a share at a step that computes some unit, computes the unit.
+   * the others an empty share), which serves a step that approximates every unit with the same weights. So a policy
+   * with readsAt uses what `update` gives it only through `approximate`. A read at a step not listed, or of a share
+   * at a step that does not approximate every unit alike, computes the unit.
    */
   readsAt?(unit: number, view: StepView): number[];
   /** A computed unit's value, for the units the policy keeps. */

@@ -31,8 +31,8 @@ export interface NetworkEvaluator {
 export interface StepHooks {
   transformOutput?(output: Float32Array, ctx: StepContext): Float32Array;
   /**
-   * The time of the next step. It sees the step context only, never the model's output, so the times a run visits
-   * are known before it starts (plannedTimes).
+   * The time of the next step, from the step context and its own earlier calls only (never the model's output or
+   * transformOutput), so the times a run visits are known before it starts (plannedTimes; the engine checks).
    */
   nextTime?(ctx: StepContext): number;
 }

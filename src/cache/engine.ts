@@ -341,8 +341,9 @@ export class CacheEngine implements NetworkEvaluator {
     // Mixed steps, and full steps that keep only some values (a group session would be made per such pattern),
     // run switched; a full step keeping all or none runs the plain stack session — unless the last computing step
     // (of either pass, under separate guidance) ran switched: each session holds its own weights and buffers, and
-    // the stack session run among switched steps was slower than the switched one (at network batch 12 on the
-    // shipped model: 45.5 ms after itself, 50.6 ms after 3 switched steps, 59.9 ms after 40).
+    // the stack session run now and then among switched steps was slower than the switched one (at network batch
+    // 12 on the shipped model, timed side by side in a scratch script on 2026-12-03: 50.6 ms after 3 switched
+    // steps and 59.9 ms after 40, against 45.5 ms after itself and 50.2 ms for the switched step).
     const plain =
       computed === plan.length && (kept.every((k) => k) || kept.every((k) => !k)) && !this.lastComputedSwitched;
     if (computed > 0 && !plain && !this.run?.observer) {

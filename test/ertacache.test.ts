@@ -125,6 +125,21 @@ describe("ERTACache offline policy", () => {
   });
 });
 
+/** A policy computing the whole stack every step (a base for hooks under test). */
+function stackUnitPolicy(): CachePolicy {
+  return {
+    name: "stack",
+    spec: "stack",
+    units: stackUnit,
+    createState: () => ({
+      decide: () => "compute",
+      update: () => {},
+      approximate: () => undefined,
+      bytes: () => 0,
+    }),
+  };
+}
+
 describe("ERTACache on the shipped model", () => {
   let pipeline: Pipeline;
   let path0: string;
@@ -188,6 +203,21 @@ describe("ERTACache on the shipped model", () => {
       "the time controller moved some step off the grid",
     );
     assert.equal(report.sessionCalls.embed, 0, JSON.stringify(report.sessionCalls));
+  });
+
+  it("stops with a clear error when a time controller's times differ from the ones planned before the run", async () => {
+    let calls = 0;
+    // Moves the time by how often any instance was asked: the instance that plans the run and the one that runs it
+    // disagree, as a controller reading the model's output would.
+    const drifting: CachePolicy = {
+      ...stackUnitPolicy(),
+      createHooks: () => ({ nextTime: (ctx) => ctx.grid[ctx.step + 1] - 1e-3 * calls++ }),
+    };
+    await assertRejectsWith(
+      () => pipeline.generate({ ...opts, cache: drifting }),
+      "RUNTIME_FAILED",
+      /step 1 runs at t = .*, not at the planned .*nextTime must depend on the step context only/,
+    );
   });
 
   it("refuses its artifact for another step count, CFG scale or model", async () => {

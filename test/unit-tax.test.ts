@@ -116,6 +116,12 @@ describe("all-compute policies cost what the uncached run costs", () => {
     );
     const diff = maxAbsDiff(windowed.samples, reference.samples);
     assert.ok(diff <= 1e-5, `max |Δ| = ${diff}`);
+    // Guidance as two passes: each pass's state holds its own shares.
+    const separate = { ...opts, cfgMode: "separate" as const };
+    const twoPasses = await pipeline.generate({ ...separate, cache: tablePolicy(table, "windows, separate") });
+    const twoReference = await pipeline.generate({ ...separate, cache: withoutReads(tablePolicy(table, "separate")) });
+    assert.ok(maxAbsDiff(twoPasses.samples, twoReference.samples) <= 1e-5, "separate guidance");
+    assert.equal(calls(twoPasses.reports[0])["blocks0-11+projected"], 6);
     // Steps 0, 2, 4: the projected stack session then the head; steps 1, 3, 5: one skip-step session each; step 6
     // hands out per-unit values to the mixed step 7 (switched sessions).
     const sessions = calls(report);

@@ -604,12 +604,7 @@ export class CacheEngine implements NetworkEvaluator {
    * promised more than its plan keeps, the units still holding a share are computed instead.
    */
   private computeStrayShares(plan: Decision[], approximations: (Approximation | undefined)[]): void {
-    const pending = approximations.map((a, unit) => ({
-      unit,
-      approximation: a as Approximation,
-      decision: plan[unit],
-    }));
-    if (approximations.every((a) => a !== undefined) && this.windowOf(pending)) return;
+    if (this.windowOf(approximations.filter((a) => a !== undefined))) return;
     approximations.forEach((a, u) => {
       if (a?.terms.some((t) => this.windowShares.has(t.tensor))) {
         approximations[u] = undefined;
@@ -619,17 +614,17 @@ export class CacheEngine implements NetworkEvaluator {
   }
 
   /**
-   * The whole stack's approximation when `pending` reuses or forecasts every unit from shares of the same joint
-   * projections with the same weights (runWindow): unit 0's, whose terms hold the projections themselves.
+   * The whole stack's approximation when `approximations` (in unit order) cover every unit from shares of the same
+   * joint projections with the same weights (runWindow): unit 0's, whose terms hold the projections themselves.
    */
-  private windowOf(pending: StepWork["pending"]): Approximation | undefined {
-    if (pending.length !== this.units.length) return undefined;
-    const joint = pending[0].approximation.terms;
-    const shared = pending.every(({ approximation: { terms } }) => {
+  private windowOf(approximations: Approximation[]): Approximation | undefined {
+    if (approximations.length !== this.units.length) return undefined;
+    const joint = approximations[0].terms;
+    const shared = approximations.every(({ terms }) => {
       if (terms.length !== joint.length) return false;
       return terms.every((t, i) => t.coef === joint[i].coef && this.windowShares.get(t.tensor) === joint[i].tensor);
     });
-    return shared && joint.length > 0 ? pending[0].approximation : undefined;
+    return shared && joint.length > 0 ? approximations[0] : undefined;
   }
 
   /**
@@ -696,7 +691,7 @@ export class CacheEngine implements NetworkEvaluator {
     const pending = step.pending;
     const last = pending.at(-1);
     if (!last || last.unit !== this.units.length - 1) return false;
-    const window = this.windowOf(pending);
+    const window = this.windowOf(pending.map((p) => p.approximation));
     const stacked = pending.findIndex((p) => this.units[p.unit].cache === "stacked");
     if (!window && stacked >= 0 && pending.length > 1) return false;
     const joint = window ?? (stacked === 0 ? last.approximation : undefined);
@@ -811,7 +806,7 @@ export class CacheEngine implements NetworkEvaluator {
     step.pending = [];
     const run = this.run as ActiveRun;
     const { atoms } = this.model.structure;
-    const window = this.windowOf(pending);
+    const window = this.windowOf(pending.map((p) => p.approximation));
     if (window) return this.flushJoint(step, pending, window);
     const stacked = pending.findIndex((p) => this.units[p.unit].cache === "stacked");
     if (stacked >= 0) {

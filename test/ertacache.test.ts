@@ -3,6 +3,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { channelLayout, ertaHooks, uniformReuse } from "../src/cache/policies/ertacache.ts";
+import { none } from "../src/cache/policies/none.ts";
 import type { CachePolicy } from "../src/cache/policy.ts";
 import { stackUnit } from "../src/cache/policy.ts";
 import { loadPipeline, type Pipeline } from "../src/pipeline.ts";
@@ -125,21 +126,6 @@ describe("ERTACache offline policy", () => {
   });
 });
 
-/** A policy computing the whole stack every step (a base for hooks under test). */
-function stackUnitPolicy(): CachePolicy {
-  return {
-    name: "stack",
-    spec: "stack",
-    units: stackUnit,
-    createState: () => ({
-      decide: () => "compute",
-      update: () => {},
-      approximate: () => undefined,
-      bytes: () => 0,
-    }),
-  };
-}
-
 describe("ERTACache on the shipped model", () => {
   let pipeline: Pipeline;
   let path0: string;
@@ -210,7 +196,7 @@ describe("ERTACache on the shipped model", () => {
     // Moves the time by how often any instance was asked: the instance that plans the run and the one that runs it
     // disagree, as a controller reading the model's output would.
     const drifting: CachePolicy = {
-      ...stackUnitPolicy(),
+      ...none(),
       createHooks: () => ({ nextTime: (ctx) => ctx.grid[ctx.step + 1] - 1e-3 * calls++ }),
     };
     await assertRejectsWith(

@@ -160,6 +160,8 @@ export class CacheEngine implements NetworkEvaluator {
   /** Each unit's share of a joint projection made by runWindow → that projection. */
   private readonly windowShares = new WeakMap<Tensor, Tensor>();
   private projectionForm?: "direct" | "stacked";
+  /** The patch embed + tap sessions by tapped tensor (patchWithTap). */
+  private readonly patchTaps = new Map<string, Promise<Segment>>();
   private states = new Map<Pass, PolicyState>();
   private run?: ActiveRun;
   private table?: ConditioningTable;
@@ -929,10 +931,16 @@ export class CacheEngine implements NetworkEvaluator {
    * decides (TeaCache) then runs one session before the decision instead of two.
    */
   private patchWithTap(target: string): Promise<Segment> {
-    const { graph, structure } = this.model;
-    const h0 = structure.atoms[0].streamIn;
-    const block0 = planRange(graph, structure, 0, 1).inputs.filter((n) => n !== h0);
-    return this.model.tap([...new Set([...planPatch(graph, structure).inputs, ...block0])], [h0, target]);
+    // Asked every step: the plan walk that names the session's inputs is done once.
+    let segment = this.patchTaps.get(target);
+    if (!segment) {
+      const { graph, structure } = this.model;
+      const h0 = structure.atoms[0].streamIn;
+      const block0 = planRange(graph, structure, 0, 1).inputs.filter((n) => n !== h0);
+      segment = this.model.tap([...new Set([...planPatch(graph, structure).inputs, ...block0])], [h0, target]);
+      this.patchTaps.set(target, segment);
+    }
+    return segment;
   }
 
   private need(store: Map<string, Tensor>, name: string): Tensor {
